@@ -1,0 +1,57 @@
+# The Leer Lab portal. `make run` serves it on the embedded defaults,
+# `make test` runs the whole suite. See README.md.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test venv dev-venv migrate worker beat serve check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+venv: $(VENV)/.installed
+
+dev-venv: $(VENV)/.installed-dev
+
+# The embedded default: SQLite, tasks in-process, email on the console.
+run: export DJANGO_DEBUG ?= 1
+run: venv
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py ensure_local_advisor
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: dev-venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+migrate: venv
+	$(BIN)/python manage.py migrate --no-input
+
+# Production processes; configure them through the environment (README).
+serve: venv
+	$(BIN)/python manage.py collectstatic --no-input
+	$(BIN)/gunicorn leerlab.wsgi:application --bind $(HOST):$(PORT) --workers 3
+
+worker: venv
+	$(BIN)/celery -A leerlab worker --loglevel=INFO --concurrency=2
+
+beat: venv
+	$(BIN)/celery -A leerlab beat --loglevel=INFO --schedule=/tmp/leerlab-celerybeat-schedule
+
+check: dev-venv
+	$(BIN)/python manage.py check
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -1,0 +1,13 @@
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(name="leerlab.tasks.evaluate_cohort")
+def evaluate_cohort(cohort_id: int) -> None:
+    services.cohort_evaluate(cohort_id=cohort_id)
+
+
+@shared_task(name="leerlab.tasks.sweep")
+def sweep() -> dict:
+    return services.sweep()

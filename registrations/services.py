@@ -1,0 +1,234 @@
+"""Signing up and confirming (../shared/DESIGN.md, lifecycle rules 1, 2, 5, 6)."""
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from leerlab.models import CURRENT_STATUSES, Cohort, CohortStatus
+from leerlab.services import cohort_lock, cohort_seats_taken
+from leerlab.tasking import enqueue_on_commit
+from municipalities.models import Municipality
+from outbox.services import message_queue
+
+from . import errors
+from .models import LIVE_STATUSES, Registration, RegistrationStatus
+
+logger = logging.getLogger(__name__)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _new_token() -> tuple[str, str]:
+    token = secrets.token_urlsafe(32)
+    return token, token_hash(token)
+
+
+def confirmation_url(*, token: str, language: str) -> str:
+    with translation.override(language):
+        path = reverse("registrations:confirm", kwargs={"token": token})
+    return f"{settings.SITE_URL}{path}"
+
+
+def municipality_check_participating(*, municipality: Municipality) -> None:
+    if municipality.province != settings.LEERLAB_PROVINCE:
+        raise errors.MunicipalityOutsideProvince()
+    if not municipality.is_active:
+        raise errors.MunicipalityInactive()
+
+
+def _has_live_registration(*, cohort_id: int, municipality_id: int, exclude_pk=None) -> bool:
+    qs = Registration.objects.filter(cohort_id=cohort_id, municipality_id=municipality_id, status__in=LIVE_STATUSES)
+    if exclude_pk is not None:
+        qs = qs.exclude(pk=exclude_pk)
+    return qs.exists()
+
+
+def _queue_confirmation_request(registration: Registration, token: str) -> None:
+    # The key carries the token's hash: every new link is a new email, the
+    # same link is never mailed twice.
+    message_queue(
+        key=f"confirm:{registration.pk}:{registration.token_hash[:16]}",
+        template="confirm_request",
+        to=registration.contact_email,
+        context={
+            "registration": registration,
+            "lab": registration.cohort.lab,
+            "cohort": registration.cohort,
+            "confirm_url": confirmation_url(token=token, language=registration.language),
+            "expires_at": registration.token_expires_at,
+            "site_url": settings.SITE_URL,
+        },
+        language=registration.language,
+        registration=registration,
+        cohort=registration.cohort,
+    )
+
+
+def registration_submit(
+    *,
+    cohort: Cohort,
+    municipality: Municipality,
+    contact_name: str,
+    contact_email: str,
+    case_title: str,
+    case_description: str,
+    privacy_consent: bool,
+    contact_role: str = "",
+    contact_phone: str = "",
+    learning_needs: str = "",
+    language: str = "nl",
+) -> Registration:
+    """Store a pending signup and queue the confirmation email (double opt-in)."""
+    if not privacy_consent:
+        raise errors.ConsentMissing()
+    municipality_check_participating(municipality=municipality)
+    if cohort.status not in CURRENT_STATUSES:
+        raise errors.SignupClosed()
+    if _has_live_registration(cohort_id=cohort.pk, municipality_id=municipality.pk):
+        raise errors.AlreadyRegistered()
+
+    now = timezone.now()
+    token, hashed = _new_token()
+    registration = Registration(
+        cohort=cohort,
+        municipality=municipality,
+        contact_name=contact_name.strip(),
+        contact_email=contact_email.strip(),
+        contact_role=contact_role.strip(),
+        contact_phone=contact_phone.strip(),
+        case_title=case_title.strip(),
+        case_description=case_description.strip(),
+        learning_needs=learning_needs.strip(),
+        privacy_consent_at=now,
+        privacy_version=settings.LEERLAB_PRIVACY_VERSION,
+        language=language,
+        email_domain_flagged=not municipality.email_domain_matches(contact_email),
+        token_hash=hashed,
+        token_expires_at=now + timedelta(days=settings.LEERLAB_CONFIRMATION_DAYS),
+    )
+    registration.full_clean()
+    with transaction.atomic():
+        registration.save()
+        _queue_confirmation_request(registration, token)
+    logger.info("registration %s submitted for cohort %s", registration.pk, cohort.pk)
+    return registration
+
+
+@dataclass(frozen=True)
+class ConfirmationResult:
+    registration: Registration
+    # False when the link had been used before: the outcome is shown again.
+    newly_confirmed: bool
+
+    @property
+    def has_seat(self) -> bool:
+        return self.registration.status == RegistrationStatus.CONFIRMED
+
+
+def registration_for_token(*, token: str) -> Registration:
+    """The registration a confirmation link belongs to, for the GET page.
+    Raises InvalidToken or TokenExpired; changes nothing."""
+    if not token or len(token) > 100:
+        raise errors.InvalidToken()
+    registration = (
+        Registration.objects.select_related("cohort__lab", "municipality").filter(token_hash=token_hash(token)).first()
+    )
+    if registration is None:
+        raise errors.InvalidToken()
+    if registration.token_used_at is None and registration.token_expires_at <= timezone.now():
+        raise errors.TokenExpired()
+    return registration
+
+
+def registration_confirm(*, token: str) -> ConfirmationResult:
+    """Confirm a signup: a seat while fewer than the maximum municipalities
+    are confirmed and the cohort takes seats, else the waitlist."""
+    found = registration_for_token(token=token)
+    with transaction.atomic():
+        cohort = cohort_lock(cohort_id=found.cohort_id)
+        registration = Registration.objects.select_for_update().select_related("municipality").get(pk=found.pk)
+        registration.cohort = cohort
+        if registration.token_used_at is not None:
+            if registration.status in LIVE_STATUSES:
+                return ConfirmationResult(registration=registration, newly_confirmed=False)
+            raise errors.TokenUsed()
+        if registration.status != RegistrationStatus.PENDING:
+            raise errors.TokenUsed()
+        if registration.token_expires_at <= timezone.now():
+            raise errors.TokenExpired()
+        if cohort.status not in CURRENT_STATUSES:
+            raise errors.SignupClosed()
+        if _has_live_registration(
+            cohort_id=cohort.pk, municipality_id=registration.municipality_id, exclude_pk=registration.pk
+        ):
+            raise errors.AlreadyRegistered()
+
+        now = timezone.now()
+        takes_seats = cohort.status in (CohortStatus.OPEN, CohortStatus.STARTED)
+        if takes_seats and cohort_seats_taken(cohort=cohort) < cohort.lab.max_municipalities:
+            registration.status = RegistrationStatus.CONFIRMED
+            template = "seat_confirmed"
+        else:
+            registration.status = RegistrationStatus.WAITLISTED
+            template = "waitlisted"
+        registration.confirmed_at = now
+        registration.token_used_at = now
+        registration.save(update_fields=["status", "confirmed_at", "token_used_at"])
+        message_queue(
+            key=f"{template}:{registration.pk}",
+            template=template,
+            to=registration.contact_email,
+            context={
+                "registration": registration,
+                "lab": cohort.lab,
+                "cohort": cohort,
+                "waitlist_position": waitlist_position(registration=registration),
+                "site_url": settings.SITE_URL,
+            },
+            language=registration.language,
+            registration=registration,
+            cohort=cohort,
+        )
+        from leerlab.tasks import evaluate_cohort
+
+        enqueue_on_commit(evaluate_cohort, cohort.pk)
+    logger.info("registration %s confirmed as %s", registration.pk, registration.status)
+    return ConfirmationResult(registration=registration, newly_confirmed=True)
+
+
+def waitlist_position(*, registration: Registration) -> int | None:
+    """1-based place on the cohort's waitlist, in order of confirmation."""
+    if registration.status != RegistrationStatus.WAITLISTED:
+        return None
+    ahead = Registration.objects.filter(
+        cohort_id=registration.cohort_id,
+        status=RegistrationStatus.WAITLISTED,
+        confirmed_at__lt=registration.confirmed_at,
+    ).count()
+    return ahead + 1
+
+
+def registration_resend_confirmation(*, registration_id: int) -> bool:
+    """Admin action: mail a fresh confirmation link to a pending signup (the
+    old link stops working). Returns False when there is nothing to resend."""
+    with transaction.atomic():
+        registration = (
+            Registration.objects.select_for_update().select_related("cohort__lab").get(pk=registration_id)
+        )
+        if registration.status != RegistrationStatus.PENDING:
+            return False
+        token, hashed = _new_token()
+        registration.token_hash = hashed
+        registration.token_expires_at = timezone.now() + timedelta(days=settings.LEERLAB_CONFIRMATION_DAYS)
+        registration.save(update_fields=["token_hash", "token_expires_at"])
+        _queue_confirmation_request(registration, token)
+    return True
