@@ -1,3 +1,4 @@
+from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -47,8 +48,8 @@ class Registration(models.Model):
     )
 
     case_title = models.CharField(_("titel van de case"), max_length=CASE_TITLE_MAX, validators=[no_control_characters])
-    case_description = models.TextField(_("beschrijving van de case"), max_length=CASE_DESCRIPTION_MAX, validators=[no_control_characters_multiline])
-    learning_needs = models.TextField(_("leervragen"), max_length=LEARNING_NEEDS_MAX, blank=True, validators=[no_control_characters_multiline])
+    case_description = models.TextField(_("beschrijving van de case"), max_length=CASE_DESCRIPTION_MAX, validators=[no_control_characters_multiline, MaxLengthValidator(CASE_DESCRIPTION_MAX)])
+    learning_needs = models.TextField(_("leervragen"), max_length=LEARNING_NEEDS_MAX, blank=True, validators=[no_control_characters_multiline, MaxLengthValidator(LEARNING_NEEDS_MAX)])
 
     privacy_consent_at = models.DateTimeField(_("toestemming privacyverklaring op"))
     privacy_version = models.CharField(_("versie privacyverklaring"), max_length=20)

@@ -1,0 +1,224 @@
+"""registration_submit and registration_confirm (issue #2)."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from leerlab.models import CohortStatus
+from municipalities.models import Municipality
+from outbox.models import OutboxMessage
+from registrations import errors, services
+from registrations.models import Registration, RegistrationStatus
+from tests.factories import CohortFactory, RegistrationFactory
+
+
+def submit(cohort, municipality, **overrides):
+    data = {
+        "cohort": cohort,
+        "municipality": municipality,
+        "contact_name": "Anna de Vries",
+        "contact_email": "a.devries@haarlem.nl",
+        "case_title": "Wijkaanpak Schalkwijk",
+        "case_description": "We willen Schalkwijk aardgasvrij-ready maken.",
+        "privacy_consent": True,
+    }
+    data.update(overrides)
+    return services.registration_submit(**data)
+
+
+@pytest.fixture
+def haarlem(db):
+    return Municipality.objects.get(cbs_code="GM0392")
+
+
+def test_submit_stores_pending_and_queues_confirmation(cohort, haarlem, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        registration = submit(cohort, haarlem)
+    assert registration.status == RegistrationStatus.PENDING
+    assert registration.privacy_version and registration.privacy_consent_at
+    assert registration.email_domain_flagged is False
+    assert registration.token_expires_at > timezone.now() + timedelta(days=6)
+    message = OutboxMessage.objects.get(registration=registration)
+    assert "Bevestig" in message.subject
+    assert "/aanmelding/bevestig/" in message.body_text
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == ["a.devries@haarlem.nl"]
+    # Only the hash is stored: the token in the mail is not in the row.
+    token = message.body_text.split("/aanmelding/bevestig/")[1].split("/")[0]
+    assert token not in registration.token_hash
+    assert services.token_hash(token) == registration.token_hash
+
+
+def test_submit_flags_foreign_email_domain_without_blocking(cohort, haarlem):
+    registration = submit(cohort, haarlem, contact_email="adviseur@ingenieursbureau.example")
+    assert registration.email_domain_flagged is True
+
+
+def test_submit_accepts_subdomain_of_known_domain(cohort, haarlem):
+    registration = submit(cohort, haarlem, contact_email="a@mail.haarlem.nl")
+    assert registration.email_domain_flagged is False
+
+
+def test_submit_english_uses_english_link(cohort, haarlem):
+    registration = submit(cohort, haarlem, language="en")
+    message = OutboxMessage.objects.get(registration=registration)
+    assert "/en/aanmelding/bevestig/" in message.body_text
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("GM0344", errors.MunicipalityOutsideProvince),  # Utrecht
+        ("GM0457", errors.MunicipalityInactive),  # Weesp, merged into Amsterdam
+    ],
+)
+def test_submit_refuses_non_participating(cohort, code, error):
+    with pytest.raises(error):
+        submit(cohort, Municipality.objects.get(cbs_code=code))
+    assert Registration.objects.count() == 0
+
+
+def test_outside_province_message_mentions_noord_holland():
+    assert "Noord-Holland" in str(errors.MunicipalityOutsideProvince().message)
+
+
+def test_submit_requires_consent(cohort, haarlem):
+    with pytest.raises(errors.ConsentMissing):
+        submit(cohort, haarlem, privacy_consent=False)
+    assert Registration.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"contact_email": "geen-adres"},
+        {"contact_name": "x" * 101},
+        {"case_title": "x" * 151},
+        {"case_description": "x" * 4001},
+        {"contact_name": "Anna\x00"},
+        {"case_title": "Titel\u202e"},
+        {"case_description": "tekst\x1b[31m"},
+        {"contact_phone": "bel me"},
+        {"case_title": "   "},
+    ],
+)
+def test_submit_validates_fields(cohort, haarlem, overrides):
+    with pytest.raises(ValidationError):
+        submit(cohort, haarlem, **overrides)
+    assert Registration.objects.count() == 0
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_multiline_text_keeps_line_breaks(cohort, haarlem):
+    registration = submit(cohort, haarlem, case_description="regel 1\r\nregel 2\ttab")
+    assert "\n" in registration.case_description
+
+
+def test_submit_refuses_municipality_with_live_registration(cohort, haarlem):
+    RegistrationFactory(cohort=cohort, municipality=haarlem, confirmed=True)
+    with pytest.raises(errors.AlreadyRegistered) as caught:
+        submit(cohort, haarlem, contact_email="iemand.anders@haarlem.nl")
+    assert "@" not in str(caught.value.message)
+
+
+def test_submit_refuses_finished_cohort(haarlem):
+    cohort = CohortFactory(status=CohortStatus.COMPLETED)
+    with pytest.raises(errors.SignupClosed):
+        submit(cohort, haarlem)
+
+
+def test_confirm_gives_seat_then_waitlist(cohort):
+    for _ in range(5):
+        pending = RegistrationFactory(cohort=cohort)
+        result = services.registration_confirm(token=pending.token)
+        assert result.has_seat and result.newly_confirmed
+    # The cohort closes through the evaluate task run eagerly on commit in
+    # production; here the seat count alone must send the 6th to the waitlist.
+    sixth = RegistrationFactory(cohort=cohort)
+    result = services.registration_confirm(token=sixth.token)
+    assert result.registration.status == RegistrationStatus.WAITLISTED
+    assert services.waitlist_position(registration=result.registration) == 1
+    seventh = RegistrationFactory(cohort=cohort)
+    result = services.registration_confirm(token=seventh.token)
+    assert services.waitlist_position(registration=result.registration) == 2
+    assert OutboxMessage.objects.filter(subject__contains="wachtlijst").count() == 2
+
+
+def test_confirm_on_closed_cohort_waitlists(db):
+    cohort = CohortFactory(closed=True)
+    pending = RegistrationFactory(cohort=cohort)
+    result = services.registration_confirm(token=pending.token)
+    assert result.registration.status == RegistrationStatus.WAITLISTED
+
+
+def test_confirm_twice_is_single_use_and_shows_outcome_again(cohort):
+    pending = RegistrationFactory(cohort=cohort)
+    first = services.registration_confirm(token=pending.token)
+    again = services.registration_confirm(token=pending.token)
+    assert first.newly_confirmed and not again.newly_confirmed
+    assert again.registration.status == RegistrationStatus.CONFIRMED
+    assert OutboxMessage.objects.filter(registration=pending, kind="seat_confirmed").count() == 1
+
+
+def test_confirm_expired_token(cohort):
+    pending = RegistrationFactory(cohort=cohort, expired=True)
+    with pytest.raises(errors.TokenExpired):
+        services.registration_confirm(token=pending.token)
+    pending.refresh_from_db()
+    assert pending.status == RegistrationStatus.PENDING
+
+
+@pytest.mark.parametrize("token", ["", "onbekend", "x" * 500, "\x00", "ünïcødé"])
+def test_confirm_unknown_token(db, token):
+    with pytest.raises(errors.InvalidToken):
+        services.registration_confirm(token=token)
+
+
+def test_confirm_refuses_second_live_registration_of_municipality(cohort, haarlem):
+    first = RegistrationFactory(cohort=cohort, municipality=haarlem)
+    second = RegistrationFactory(cohort=cohort, municipality=haarlem)
+    services.registration_confirm(token=first.token)
+    with pytest.raises(errors.AlreadyRegistered):
+        services.registration_confirm(token=second.token)
+    second.refresh_from_db()
+    assert second.status == RegistrationStatus.PENDING
+
+
+def test_confirm_refused_when_cohort_cancelled(db):
+    cohort = CohortFactory(status=CohortStatus.CANCELLED)
+    pending = RegistrationFactory(cohort=cohort)
+    with pytest.raises(errors.SignupClosed):
+        services.registration_confirm(token=pending.token)
+
+
+def test_confirm_enqueues_evaluation_after_commit(cohort, django_capture_on_commit_callbacks):
+    pendings = [RegistrationFactory(cohort=cohort) for _ in range(3)]
+    for pending in pendings:
+        with django_capture_on_commit_callbacks(execute=True):
+            services.registration_confirm(token=pending.token)
+    cohort.refresh_from_db()
+    assert cohort.status == CohortStatus.STARTED
+
+
+def test_token_for_get_page_changes_nothing(cohort):
+    pending = RegistrationFactory(cohort=cohort)
+    found = services.registration_for_token(token=pending.token)
+    assert found.pk == pending.pk
+    pending.refresh_from_db()
+    assert pending.status == RegistrationStatus.PENDING and pending.token_used_at is None
+
+
+def test_resend_confirmation_rotates_token(cohort):
+    pending = RegistrationFactory(cohort=cohort)
+    assert services.registration_resend_confirmation(registration_id=pending.pk) is True
+    with pytest.raises(errors.InvalidToken):
+        services.registration_confirm(token=pending.token)
+    message = OutboxMessage.objects.get(registration=pending, kind="confirm_request")
+    new_token = message.body_text.split("/aanmelding/bevestig/")[1].split("/")[0]
+    assert services.registration_confirm(token=new_token).has_seat
+
+
+def test_resend_confirmation_ignores_confirmed(cohort):
+    confirmed = RegistrationFactory(cohort=cohort, confirmed=True)
+    assert services.registration_resend_confirmation(registration_id=confirmed.pk) is False
