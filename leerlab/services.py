@@ -119,6 +119,23 @@ def cohort_evaluate(*, cohort_id: int) -> None:
             _queue_start_emails(cohort)
 
 
+def cohort_create(*, lab_id: int, start_date=None) -> Cohort:
+    """A new run of a lab: the next number, open for signups. The lab row
+    lock makes two advisors adding at once get consecutive numbers instead
+    of a unique-constraint error."""
+    from django.db.models import Max
+
+    from .models import LeerLab
+
+    with transaction.atomic():
+        LeerLab.objects.select_for_update().get(pk=lab_id)
+        last = Cohort.objects.filter(lab_id=lab_id).aggregate(last=Max("number"))["last"]
+        cohort = Cohort(lab_id=lab_id, number=(last or 0) + 1, status=CohortStatus.OPEN, start_date=start_date)
+        cohort.full_clean()
+        cohort.save()
+    return cohort
+
+
 def cohort_start_now(*, cohort_id: int) -> Cohort:
     """An advisor starts a cohort before it reached the minimum."""
     with transaction.atomic():

@@ -1,0 +1,282 @@
+"""The advisors' back office for labs and cohorts (issue #2, point 8).
+
+Statuses change only through leerlab.services: the admin actions below call
+the same service functions the automatic path (Celery task, sweep) calls,
+and the status fields are read-only in the forms.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import urlencode
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from registrations.models import Registration, RegistrationStatus
+
+from . import services
+from .errors import LeerLabError
+from .models import CURRENT_STATUSES, Cohort, CohortStatus, LeerLab
+from .tasking import enqueue_on_commit
+
+admin.site.site_header = _("Leer Labs – beheer Servicepunt")
+admin.site.site_title = _("Leer Labs – beheer Servicepunt")
+admin.site.index_title = _("Beheer")
+
+
+def _evaluate_after_commit(cohort_ids) -> None:
+    """Let the lifecycle task look at these cohorts once the admin's change
+    is committed (new advisors get the start email, a lowered minimum starts
+    a cohort). The sweep does the same later if the broker is down."""
+    from .tasks import evaluate_cohort
+
+    for cohort_id in cohort_ids:
+        enqueue_on_commit(evaluate_cohort, cohort_id)
+
+
+@admin.register(LeerLab)
+class LeerLabAdmin(admin.ModelAdmin):
+    list_display = ("title", "slug", "min_municipalities", "max_municipalities", "position")
+    list_display_links = ("title",)
+    list_editable = ("position",)
+    search_fields = ("title",)
+    fields = (
+        "title",
+        "slug",
+        "summary",
+        "description",
+        "duration",
+        ("min_municipalities", "max_municipalities"),
+        "position",
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        # Slugs are part of the public URLs (DESIGN.md): fixed once created.
+        if obj is not None:
+            return ("slug",)
+        return ()
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and {"min_municipalities", "max_municipalities"} & set(form.changed_data):
+            _evaluate_after_commit(
+                obj.cohorts.filter(status__in=CURRENT_STATUSES).values_list("pk", flat=True)
+            )
+
+
+class RegistrationInline(admin.TabularInline):
+    """The cohort's registrations, to read. Registrations come from
+    officers and change status only through the services."""
+
+    model = Registration
+    fields = (
+        "municipality",
+        "status",
+        "contact_name",
+        "case_title",
+        "email_domain_flagged",
+        "confirmed_at",
+    )
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("status", "municipality__name")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        # The tabular inline prints str(registration): municipality and cohort.
+        return super().get_queryset(request).select_related("municipality", "cohort__lab")
+
+
+@admin.register(Cohort)
+class CohortAdmin(admin.ModelAdmin):
+    list_display = (
+        "lab",
+        "number",
+        "status",
+        "start_date",
+        "confirmed_count",
+        "waitlisted_count",
+        "pending_count",
+        "started_at",
+        "closed_at",
+    )
+    list_display_links = ("lab", "number")
+    list_filter = ("lab", "status")
+    list_select_related = ("lab",)
+    search_fields = (
+        "lab__title",
+        "registrations__municipality__name",
+        "registrations__contact_name",
+        "registrations__contact_email",
+    )
+    filter_horizontal = ("advisors",)
+    inlines = (RegistrationInline,)
+    actions = ("start_now", "close_registration", "reopen")
+    fieldsets = (
+        (None, {"fields": ("lab", "number", "status", "start_date", "advisors")}),
+        (_("Verloop"), {"fields": ("started_at", "closed_at", "created_at")}),
+    )
+
+    # --- Lists ------------------------------------------------------------
+
+    def get_queryset(self, request):
+        # Counts are annotations: the changelist costs a fixed number of
+        # queries whatever the number of registrations.
+        status = "registrations__status"
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                confirmed_count=Count(
+                    "registrations__municipality",
+                    filter=Q(**{status: RegistrationStatus.CONFIRMED}),
+                    distinct=True,
+                ),
+                waitlisted_count=Count("registrations", filter=Q(**{status: RegistrationStatus.WAITLISTED})),
+                # Expired signups are still "pending" in the database but
+                # can no longer be confirmed: they do not count here.
+                pending_count=Count(
+                    "registrations",
+                    filter=Q(
+                        **{status: RegistrationStatus.PENDING},
+                        registrations__token_expires_at__gt=timezone.now(),
+                    ),
+                ),
+            )
+        )
+
+    def _registrations_link(self, cohort: Cohort, status: str, count: int):
+        url = reverse("admin:registrations_registration_changelist")
+        query = urlencode({"cohort__id__exact": cohort.pk, "status__exact": status})
+        return format_html('<a href="{}?{}">{}</a>', url, query, count)
+
+    @admin.display(description=_("bevestigd"), ordering="confirmed_count")
+    def confirmed_count(self, obj: Cohort):
+        return self._registrations_link(obj, RegistrationStatus.CONFIRMED, obj.confirmed_count)
+
+    @admin.display(description=_("wachtlijst"), ordering="waitlisted_count")
+    def waitlisted_count(self, obj: Cohort):
+        return self._registrations_link(obj, RegistrationStatus.WAITLISTED, obj.waitlisted_count)
+
+    @admin.display(description=_("wacht op bevestiging"), ordering="pending_count")
+    def pending_count(self, obj: Cohort):
+        return self._registrations_link(obj, RegistrationStatus.PENDING, obj.pending_count)
+
+    # --- Forms ------------------------------------------------------------
+
+    def get_readonly_fields(self, request, obj=None):
+        # Transitions only through the actions; lab and number are fixed
+        # once the cohort exists (its registrations belong to them).
+        readonly = ["number", "status", "started_at", "closed_at", "created_at"]
+        if obj is not None:
+            readonly.insert(0, "lab")
+        return readonly
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "advisors":
+            kwargs["queryset"] = (
+                get_user_model()
+                .objects.filter(is_staff=True, is_active=True)
+                .order_by("first_name", "last_name", "username")
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            # Numbering and the initial state are the service's business.
+            created = services.cohort_create(lab_id=obj.lab_id, start_date=obj.start_date)
+            obj.pk, obj.number, obj.status, obj.created_at = created.pk, created.number, created.status, created.created_at
+            taking_seats = (CohortStatus.OPEN, CohortStatus.STARTED)
+            if Cohort.objects.filter(lab_id=obj.lab_id, status__in=taking_seats).exclude(pk=obj.pk).exists():
+                self.message_user(
+                    request,
+                    gettext(
+                        "Let op: dit Leer Lab had al een cohort dat aanmeldingen aanneemt. "
+                        "Nieuwe aanmeldingen gaan vanaf nu naar cohort %(number)d."
+                    )
+                    % {"number": obj.number},
+                    level=messages.WARNING,
+                )
+            return
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if change and "advisors" in form.changed_data and form.instance.started_at is not None:
+            # Advisors added to a started cohort get the start email too.
+            _evaluate_after_commit([form.instance.pk])
+
+    # --- Actions: the same services as the automatic path ------------------
+
+    def _run_transition(self, request, queryset, service) -> int:
+        """Call the service for each selected cohort; a refused transition
+        is shown as a warning with the service's own text."""
+        done = 0
+        for cohort in queryset.select_related("lab").order_by("pk"):
+            try:
+                service(cohort_id=cohort.pk)
+            except LeerLabError as exc:
+                self.message_user(
+                    request,
+                    gettext("%(cohort)s: %(message)s") % {"cohort": cohort, "message": exc.message},
+                    level=messages.WARNING,
+                )
+            else:
+                done += 1
+        return done
+
+    @admin.action(description=_("Nu starten"), permissions=["change"])
+    def start_now(self, request, queryset):
+        done = self._run_transition(request, queryset, services.cohort_start_now)
+        if done:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d cohort gestart; de startberichten worden verstuurd.",
+                    "%(count)d cohorten gestart; de startberichten worden verstuurd.",
+                    done,
+                )
+                % {"count": done},
+                level=messages.SUCCESS,
+            )
+
+    @admin.action(description=_("Aanmelding sluiten"), permissions=["change"])
+    def close_registration(self, request, queryset):
+        done = self._run_transition(request, queryset, services.cohort_close_registration)
+        if done:
+            self.message_user(
+                request,
+                ngettext(
+                    "Aanmelding gesloten voor %(count)d cohort.",
+                    "Aanmelding gesloten voor %(count)d cohorten.",
+                    done,
+                )
+                % {"count": done},
+                level=messages.SUCCESS,
+            )
+
+    @admin.action(description=_("Heropenen"), permissions=["change"])
+    def reopen(self, request, queryset):
+        done = self._run_transition(request, queryset, services.cohort_reopen)
+        if done:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d cohort heropend voor aanmelding.",
+                    "%(count)d cohorten heropend voor aanmelding.",
+                    done,
+                )
+                % {"count": done},
+                level=messages.SUCCESS,
+            )

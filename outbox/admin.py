@@ -1,0 +1,98 @@
+"""The outbox in the advisors' back office (issue #2, point 8): a read-only
+log of every email, failures visible, and a way to send one again through
+outbox.services.message_resend."""
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+from django.utils.text import Truncator
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .models import MessageStatus, OutboxMessage
+from .services import message_resend
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "kind", "to", "subject", "status_display", "attempts", "short_error", "sent_at")
+    list_filter = ("status", "kind")
+    search_fields = ("to", "subject")
+    date_hierarchy = "created_at"
+    actions = ("resend",)
+    fields = (
+        "created_at",
+        "kind",
+        "to",
+        "subject",
+        "status",
+        "attempts",
+        "last_error",
+        "next_attempt_at",
+        "sent_at",
+        "registration",
+        "cohort",
+        "dedupe_key",
+        "body_text",
+    )
+    readonly_fields = fields
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_display(self, obj: OutboxMessage):
+        if obj.status == MessageStatus.FAILED:
+            return format_html(
+                '<strong class="outbox-failed" style="color: var(--error-fg, #ba2121)">&#9888; {}</strong>',
+                obj.get_status_display(),
+            )
+        return obj.get_status_display()
+
+    @admin.display(description=_("laatste fout"))
+    def short_error(self, obj: OutboxMessage) -> str:
+        return Truncator(obj.last_error).chars(80)
+
+    # A log: nobody adds, edits or deletes messages by hand.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_resend_permission(self, request) -> bool:
+        # Re-queueing goes through the service and changes nothing an
+        # advisor edits: the view permission is enough (see
+        # leerlab/migrations/0003_advisors_group.py).
+        return self.has_view_permission(request)
+
+    @admin.action(description=_("Opnieuw versturen"), permissions=["resend"])
+    def resend(self, request, queryset):
+        requeued = skipped = 0
+        for message_id, status in queryset.order_by("pk").values_list("pk", "status"):
+            if status == MessageStatus.SENT:
+                skipped += 1
+                continue
+            message_resend(message_id=message_id)
+            requeued += 1
+        if requeued:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d e-mailbericht opnieuw in de wachtrij gezet.",
+                    "%(count)d e-mailberichten opnieuw in de wachtrij gezet.",
+                    requeued,
+                )
+                % {"count": requeued},
+                level=messages.SUCCESS,
+            )
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d bericht was al verstuurd en is niet opnieuw verstuurd.",
+                    "%(count)d berichten waren al verstuurd en zijn niet opnieuw verstuurd.",
+                    skipped,
+                )
+                % {"count": skipped},
+                level=messages.WARNING,
+            )

@@ -1,0 +1,215 @@
+"""Registrations in the advisors' back office (issue #2, point 8).
+
+Registrations are written by officers through the public forms and change
+status only through registrations.services and leerlab.services; here they
+are read, filtered and searched, and their email can be sent again.
+"""
+
+from django.contrib import admin, messages
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from leerlab.errors import LeerLabError
+from leerlab.models import Cohort
+from outbox.models import MessageStatus, OutboxMessage
+from outbox.services import message_resend
+
+from .models import LIVE_STATUSES, Registration, RegistrationStatus
+from .services import registration_resend_confirmation
+
+
+class CohortListFilter(admin.SimpleListFilter):
+    """Cohorts by "lab #number" in one query (the default related filter
+    would fetch each cohort's lab separately)."""
+
+    title = _("cohort")
+    parameter_name = "cohort"
+
+    def lookups(self, request, model_admin):
+        return [(str(c.pk), str(c)) for c in Cohort.objects.select_related("lab")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(cohort_id=int(value))
+
+
+class OutboxMessageInline(admin.TabularInline):
+    """The emails sent for this registration, to see what failed."""
+
+    model = OutboxMessage
+    fields = ("created_at", "subject", "status", "attempts", "last_error", "sent_at")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    ordering = ("-created_at",)
+    verbose_name_plural = _("e-mail aan deze contactpersoon")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Registration)
+class RegistrationAdmin(admin.ModelAdmin):
+    list_display = (
+        "municipality",
+        "lab",
+        "cohort",
+        "status",
+        "contact_name",
+        "contact_email",
+        "case_title",
+        "domain_flagged",
+        "created_at",
+        "confirmed_at",
+    )
+    list_filter = (
+        "cohort__lab",
+        CohortListFilter,
+        "status",
+        "email_domain_flagged",
+        ("municipality", admin.RelatedOnlyFieldListFilter),
+    )
+    list_select_related = ("cohort__lab", "municipality")
+    search_fields = ("municipality__name", "contact_name", "contact_email", "case_title")
+    search_help_text = _("Zoek op gemeente, contactpersoon, e-mailadres of titel van de case.")
+    date_hierarchy = "created_at"
+    actions = ("resend_email",)
+    inlines = (OutboxMessageInline,)
+    # token_hash is never shown: it is not in any fieldset.
+    fieldsets = (
+        (None, {"fields": ("cohort", "municipality", "status", "confirmed_at", "withdrawn_at")}),
+        (
+            _("Contactpersoon"),
+            {"fields": ("contact_name", "contact_email", "email_domain_flagged", "contact_role", "contact_phone")},
+        ),
+        (_("Case"), {"fields": ("case_title", "case_description", "learning_needs")}),
+        (
+            _("Administratie"),
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "created_at",
+                    "language",
+                    "privacy_consent_at",
+                    "privacy_version",
+                    "token_expires_at",
+                    "token_used_at",
+                    "start_notified_at",
+                ),
+            },
+        ),
+    )
+    # What holds a rule (cohort, municipality, status, the address the
+    # domain flag was computed from, the consent and link data) is never
+    # edited here; only free text can be corrected by whoever may change.
+    readonly_fields = (
+        "cohort",
+        "municipality",
+        "status",
+        "confirmed_at",
+        "withdrawn_at",
+        "contact_email",
+        "email_domain_flagged",
+        "created_at",
+        "language",
+        "privacy_consent_at",
+        "privacy_version",
+        "token_expires_at",
+        "token_used_at",
+        "start_notified_at",
+    )
+
+    @admin.display(description=_("Leer Lab"), ordering="cohort__lab__title")
+    def lab(self, obj: Registration):
+        return obj.cohort.lab
+
+    @admin.display(description=_("Afwijkend e-maildomein"), boolean=True, ordering="email_domain_flagged")
+    def domain_flagged(self, obj: Registration) -> bool:
+        return obj.email_domain_flagged
+
+    def has_add_permission(self, request):
+        # Registrations come from officers through the public form.
+        return False
+
+    def has_resend_permission(self, request) -> bool:
+        # Sending an email again changes nothing an advisor could edit and
+        # runs the services of the automatic path, so the view permission
+        # is enough (see leerlab/migrations/0003_advisors_group.py).
+        return self.has_view_permission(request)
+
+    @admin.action(description=_("E-mail opnieuw versturen"), permissions=["resend"])
+    def resend_email(self, request, queryset):
+        """Pending: a fresh confirmation link (the old one stops working).
+        Confirmed or waitlisted: the last email that has not gone out yet
+        (failed or still queued) goes back in the queue."""
+        new_links = requeued = nothing = 0
+        for registration in queryset.order_by("pk"):
+            try:
+                if registration.status == RegistrationStatus.PENDING:
+                    if registration_resend_confirmation(registration_id=registration.pk):
+                        new_links += 1
+                    else:
+                        nothing += 1
+                elif registration.status in LIVE_STATUSES:
+                    message = (
+                        registration.messages.filter(status__in=(MessageStatus.FAILED, MessageStatus.QUEUED))
+                        .order_by("-created_at", "-pk")
+                        .first()
+                    )
+                    if message is None:
+                        nothing += 1
+                    else:
+                        message_resend(message_id=message.pk)
+                        requeued += 1
+                else:
+                    nothing += 1
+            except LeerLabError as exc:
+                self.message_user(
+                    request,
+                    gettext("%(registration)s: %(message)s") % {"registration": registration, "message": exc.message},
+                    level=messages.WARNING,
+                )
+        if new_links:
+            self.message_user(
+                request,
+                ngettext(
+                    "Nieuwe bevestigingslink verstuurd voor %(count)d aanmelding.",
+                    "Nieuwe bevestigingslinks verstuurd voor %(count)d aanmeldingen.",
+                    new_links,
+                )
+                % {"count": new_links},
+                level=messages.SUCCESS,
+            )
+        if requeued:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d e-mailbericht opnieuw in de wachtrij gezet.",
+                    "%(count)d e-mailberichten opnieuw in de wachtrij gezet.",
+                    requeued,
+                )
+                % {"count": requeued},
+                level=messages.SUCCESS,
+            )
+        if nothing:
+            self.message_user(
+                request,
+                ngettext(
+                    "Voor %(count)d aanmelding was er niets opnieuw te versturen.",
+                    "Voor %(count)d aanmeldingen was er niets opnieuw te versturen.",
+                    nothing,
+                )
+                % {"count": nothing},
+                level=messages.WARNING,
+            )
