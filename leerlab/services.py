@@ -88,11 +88,42 @@ def _queue_start_emails(cohort: Cohort) -> int:
     return queued
 
 
+def _promote_waitlist(cohort: Cohort, seats: int) -> int:
+    """Give free seats of a cohort that takes seats to the waitlist, first
+    confirmed first, each with an email. Returns the new seat count."""
+    from registrations.models import Registration, RegistrationStatus
+
+    free = cohort.lab.max_municipalities - seats
+    if free <= 0 or cohort.status not in (CohortStatus.OPEN, CohortStatus.STARTED):
+        return seats
+    waiting = (
+        Registration.objects.select_for_update()
+        .filter(cohort=cohort, status=RegistrationStatus.WAITLISTED)
+        .select_related("municipality")
+        .order_by("confirmed_at", "pk")[:free]
+    )
+    for registration in waiting:
+        registration.status = RegistrationStatus.CONFIRMED
+        registration.save(update_fields=["status"])
+        message_queue(
+            key=f"promoted:{cohort.pk}:registration:{registration.pk}",
+            template="waitlist_promoted",
+            to=registration.contact_email,
+            context=_email_context(cohort, registration=registration),
+            language=registration.language,
+            registration=registration,
+            cohort=cohort,
+        )
+        seats += 1
+        logger.info("registration %s moved from the waitlist to a seat in cohort %s", registration.pk, cohort.pk)
+    return seats
+
+
 def _apply_rules(cohort: Cohort) -> list[str]:
     changed = []
     if cohort.status not in CURRENT_STATUSES:
         return changed
-    seats = cohort_seats_taken(cohort=cohort)
+    seats = _promote_waitlist(cohort, cohort_seats_taken(cohort=cohort))
     now = timezone.now()
     if cohort.started_at is None and seats >= cohort.lab.min_municipalities:
         cohort.started_at = now
@@ -166,7 +197,8 @@ def cohort_close_registration(*, cohort_id: int) -> Cohort:
 
 
 def cohort_reopen(*, cohort_id: int) -> Cohort:
-    """An advisor reopens registration of a closed cohort that has room."""
+    """An advisor reopens registration of a closed cohort that has room;
+    waitlisted municipalities get the free seats first."""
     with transaction.atomic():
         cohort = cohort_lock(cohort_id=cohort_id)
         if cohort.status != CohortStatus.CLOSED:
@@ -176,6 +208,10 @@ def cohort_reopen(*, cohort_id: int) -> Cohort:
         cohort.status = CohortStatus.STARTED if cohort.started_at else CohortStatus.OPEN
         cohort.closed_at = None
         cohort.save(update_fields=["status", "closed_at"])
+        # Free seats go to the waitlist first, in order.
+        _apply_rules(cohort)
+        if cohort.started_at is not None:
+            _queue_start_emails(cohort)
     return cohort
 
 

@@ -60,3 +60,11 @@ class MunicipalityAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Registrations from a domain that advisors just added (or removed)
+        # are flagged anew.
+        from registrations.services import registrations_reflag_email_domains
+
+        registrations_reflag_email_domains(municipality_id=form.instance.pk)

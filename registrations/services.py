@@ -232,3 +232,18 @@ def registration_resend_confirmation(*, registration_id: int) -> bool:
         registration.save(update_fields=["token_hash", "token_expires_at"])
         _queue_confirmation_request(registration, token)
     return True
+
+
+def registrations_reflag_email_domains(*, municipality_id: int) -> int:
+    """Recompute the email-domain flag of a municipality's registrations
+    after advisors edited its domains. Returns how many changed."""
+    municipality = Municipality.objects.prefetch_related("email_domains").get(pk=municipality_id)
+    changed = 0
+    with transaction.atomic():
+        for registration in Registration.objects.select_for_update().filter(municipality=municipality):
+            flagged = not municipality.email_domain_matches(registration.contact_email)
+            if flagged != registration.email_domain_flagged:
+                registration.email_domain_flagged = flagged
+                registration.save(update_fields=["email_domain_flagged"])
+                changed += 1
+    return changed

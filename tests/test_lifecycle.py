@@ -90,13 +90,23 @@ def test_open_to_closed_in_one_step_still_sends_start_emails(cohort):
     assert len(start_subjects()) == 5
 
 
-def test_waitlisted_and_pending_do_not_count(cohort):
+def test_pending_do_not_count(cohort):
     confirm_n(cohort, 2)
-    RegistrationFactory(cohort=cohort, waitlisted=True)
     RegistrationFactory(cohort=cohort)
+    RegistrationFactory(cohort=cohort, expired=True)
     services.cohort_evaluate(cohort_id=cohort.pk)
     cohort.refresh_from_db()
     assert cohort.status == CohortStatus.OPEN
+
+
+def test_waitlisted_do_not_count_in_closed_cohort(cohort):
+    confirm_n(cohort, 2)
+    services.cohort_close_registration(cohort_id=cohort.pk)
+    RegistrationFactory(cohort=cohort, waitlisted=True)
+    services.cohort_evaluate(cohort_id=cohort.pk)
+    cohort.refresh_from_db()
+    assert cohort.started_at is None
+    assert services.cohort_seats_taken(cohort=cohort) == 2
 
 
 def test_seats_count_municipalities_not_people(cohort):
@@ -204,3 +214,39 @@ def test_sweep_evaluates_current_cohorts(cohort, mailoutbox, django_capture_on_c
     assert cohort.status == CohortStatus.STARTED
     assert result["cohorts"] >= 4
     assert len([m for m in mailoutbox if "van start" in m.subject]) == 3
+
+
+def test_reopen_after_raising_maximum_gives_free_seats_to_waitlist_in_order(cohort, mailoutbox, django_capture_on_commit_callbacks):
+    """Seats freed by reopening go to the waitlist first, first confirmed first."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    confirm_n(cohort, 5)
+    services.cohort_evaluate(cohort_id=cohort.pk)
+    now = timezone.now()
+    second = RegistrationFactory(cohort=cohort, waitlisted=True, confirmed_at=now)
+    first = RegistrationFactory(cohort=cohort, waitlisted=True, confirmed_at=now - timedelta(hours=1))
+    third = RegistrationFactory(cohort=cohort, waitlisted=True, confirmed_at=now + timedelta(hours=1))
+    cohort.lab.max_municipalities = 7
+    cohort.lab.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.cohort_reopen(cohort_id=cohort.pk)
+    for registration in (first, second, third):
+        registration.refresh_from_db()
+    assert (first.status, second.status, third.status) == (
+        RegistrationStatus.CONFIRMED,
+        RegistrationStatus.CONFIRMED,
+        RegistrationStatus.WAITLISTED,
+    )
+    cohort.refresh_from_db()
+    assert cohort.status == CohortStatus.CLOSED  # full again at 7
+    promoted = [m.to[0] for m in mailoutbox if "plaats" in m.subject]
+    assert sorted(promoted) == sorted([first.contact_email, second.contact_email])
+    # The promoted municipalities join a started cohort: their start email.
+    assert start_subjects().count(first.contact_email) == 1
+    # Nothing more on a second evaluation.
+    count = len(mailoutbox)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.cohort_evaluate(cohort_id=cohort.pk)
+    assert len(mailoutbox) == count

@@ -222,3 +222,12 @@ def test_resend_confirmation_rotates_token(cohort):
 def test_resend_confirmation_ignores_confirmed(cohort):
     confirmed = RegistrationFactory(cohort=cohort, confirmed=True)
     assert services.registration_resend_confirmation(registration_id=confirmed.pk) is False
+
+
+def test_reflag_after_advisor_adds_domain(cohort, haarlem):
+    registration = submit(cohort, haarlem, contact_email="a@ijmond-samen.example")
+    assert registration.email_domain_flagged
+    haarlem.email_domains.create(domain="ijmond-samen.example")
+    assert services.registrations_reflag_email_domains(municipality_id=haarlem.pk) == 1
+    registration.refresh_from_db()
+    assert registration.email_domain_flagged is False
