@@ -227,6 +227,9 @@ def sweep() -> dict:
             cohort_evaluate(cohort_id=cohort_id)
         except CohortBusy:
             logger.info("sweep: cohort %s busy, next sweep retries", cohort_id)
+    from registrations.services import registrations_purge_expired
+
+    purged = registrations_purge_expired()
     due = outbox_due_ids()
     for message_id in due:
         try:
@@ -234,4 +237,4 @@ def sweep() -> dict:
         except Exception as exc:  # noqa: BLE001 - broker down: the next sweep retries
             logger.warning("sweep: could not enqueue email %s (%s)", message_id, type(exc).__name__)
             break
-    return {"cohorts": len(cohort_ids), "emails": len(due)}
+    return {"cohorts": len(cohort_ids), "emails": len(due), "purged": purged}

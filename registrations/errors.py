@@ -50,7 +50,8 @@ class SignupClosed(RegistrationError):
 
 class InvalidToken(RegistrationError):
     message = _(
-        "Deze bevestigingslink is ongeldig. Controleer of u de volledige link uit de e-mail hebt gebruikt."
+        "Deze bevestigingslink is ongeldig. Controleer of u de volledige link uit de e-mail hebt gebruikt. "
+        "Een aanmelding die niet op tijd is bevestigd, is verwijderd: meld u dan opnieuw aan."
     )
 
 

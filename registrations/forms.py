@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from municipalities.models import Municipality
-from municipalities.selectors import participating_municipalities
+from municipalities.selectors import municipality_by_code, participating_municipalities
 
 from . import errors
 from .models import (
@@ -90,7 +90,7 @@ class MunicipalityField(forms.Field):
         # A CBS code is "GM" and four digits; anything else is not worth a query.
         if len(code) != 6 or not code.startswith("GM") or not code[2:].isdigit():
             raise forms.ValidationError(self.error_messages["unknown"], code="unknown")
-        municipality = Municipality.objects.prefetch_related("email_domains").filter(cbs_code=code).first()
+        municipality = municipality_by_code(cbs_code=code)
         if municipality is None:
             raise forms.ValidationError(self.error_messages["unknown"], code="unknown")
         return municipality

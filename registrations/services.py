@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone, translation
 
@@ -209,11 +210,15 @@ def waitlist_position(*, registration: Registration) -> int | None:
     """1-based place on the cohort's waitlist, in order of confirmation."""
     if registration.status != RegistrationStatus.WAITLISTED:
         return None
-    ahead = Registration.objects.filter(
-        cohort_id=registration.cohort_id,
-        status=RegistrationStatus.WAITLISTED,
-        confirmed_at__lt=registration.confirmed_at,
-    ).count()
+    # Same order as the waitlist moves up in: confirmation time, then id.
+    ahead = (
+        Registration.objects.filter(cohort_id=registration.cohort_id, status=RegistrationStatus.WAITLISTED)
+        .filter(
+            Q(confirmed_at__lt=registration.confirmed_at)
+            | Q(confirmed_at=registration.confirmed_at, pk__lt=registration.pk)
+        )
+        .count()
+    )
     return ahead + 1
 
 
@@ -247,3 +252,21 @@ def registrations_reflag_email_domains(*, municipality_id: int) -> int:
                 registration.save(update_fields=["email_domain_flagged"])
                 changed += 1
     return changed
+
+
+def registrations_purge_expired(*, now=None) -> int:
+    """Delete unconfirmed signups whose link has expired, with the emails
+    that were sent for them: the privacy statement promises it. Run by the
+    sweep. Returns how many signups were removed."""
+    from outbox.models import OutboxMessage
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        expired = Registration.objects.filter(status=RegistrationStatus.PENDING, token_expires_at__lt=now)
+        ids = list(expired.values_list("pk", flat=True)[:1000])
+        if not ids:
+            return 0
+        OutboxMessage.objects.filter(registration_id__in=ids).delete()
+        Registration.objects.filter(pk__in=ids).delete()
+    logger.info("purged %s expired unconfirmed signups", len(ids))
+    return len(ids)

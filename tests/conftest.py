@@ -12,3 +12,13 @@ def lab(db) -> LeerLab:
 @pytest.fixture
 def cohort(lab) -> Cohort:
     return lab.cohorts.get(number=1)
+
+
+@pytest.fixture(autouse=True)
+def dutch():
+    """Every test starts in Dutch: a request under /en/ must not leave
+    English active for the next test's reverse() and texts."""
+    from django.utils import translation
+
+    with translation.override("nl"):
+        yield

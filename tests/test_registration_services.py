@@ -231,3 +231,23 @@ def test_reflag_after_advisor_adds_domain(cohort, haarlem):
     assert services.registrations_reflag_email_domains(municipality_id=haarlem.pk) == 1
     registration.refresh_from_db()
     assert registration.email_domain_flagged is False
+
+
+def test_waitlist_position_breaks_ties_by_id(db):
+    cohort = CohortFactory(closed=True)
+    moment = timezone.now()
+    first = RegistrationFactory(cohort=cohort, waitlisted=True, confirmed_at=moment)
+    second = RegistrationFactory(cohort=cohort, waitlisted=True, confirmed_at=moment)
+    assert services.waitlist_position(registration=first) == 1
+    assert services.waitlist_position(registration=second) == 2
+
+
+def test_purge_expired_removes_unconfirmed_signups_and_their_mail(cohort, haarlem):
+    expired = submit(cohort, haarlem)
+    Registration.objects.filter(pk=expired.pk).update(token_expires_at=timezone.now() - timedelta(minutes=1))
+    fresh = RegistrationFactory(cohort=cohort)
+    confirmed = RegistrationFactory(cohort=cohort, confirmed=True, expired=True)
+    assert OutboxMessage.objects.filter(registration_id=expired.pk).exists()
+    assert services.registrations_purge_expired() == 1
+    assert set(Registration.objects.values_list("pk", flat=True)) == {fresh.pk, confirmed.pk}
+    assert not OutboxMessage.objects.filter(to="a.devries@haarlem.nl").exists()

@@ -1,0 +1,137 @@
+"""Confirmations fired at the same moment at the real PostgreSQL (#2).
+
+Each thread has its own database connection, so the cohort row lock is
+what keeps the seat count right. Tasks enqueued on commit run eagerly in
+the confirming thread (as settings_test configures)."""
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from leerlab.celery import app as celery_app
+from leerlab.models import CohortStatus
+from municipalities.models import Municipality
+from outbox.models import MessageStatus, OutboxMessage
+from registrations import errors
+from registrations.models import Registration, RegistrationStatus
+from registrations.services import registration_confirm, waitlist_position
+from tests.factories import RegistrationFactory
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.timeout(120),
+]
+
+
+@pytest.fixture(autouse=True)
+def _postgres(require_postgres):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _eager_tasks():
+    saved = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = saved
+
+
+def _confirm_all_at_once(tokens: list[str]) -> tuple[list, list[BaseException]]:
+    """Call registration_confirm for every token in its own thread, all
+    released together. Returns (results, exceptions)."""
+    barrier = threading.Barrier(len(tokens))
+    results, raised = [], []
+    lock = threading.Lock()
+
+    def confirm(token: str) -> None:
+        try:
+            barrier.wait(timeout=30)
+            result = registration_confirm(token=token)
+            with lock:
+                results.append(result)
+        except BaseException as exc:  # noqa: BLE001 - the test reports every one
+            with lock:
+                raised.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=confirm, args=(token,)) for token in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+    assert not any(thread.is_alive() for thread in threads), "a confirmation hung"
+    return results, raised
+
+
+def test_twenty_four_simultaneous_confirmations_fill_exactly_five_seats(cohort):
+    """#2: 24 confirmations at the same moment at one 5-seat cohort end in
+    exactly 5 seats and 19 on the waitlist, with no error."""
+    assert cohort.lab.max_municipalities == 5
+    municipalities = list(
+        Municipality.objects.filter(province="Noord-Holland", is_active=True).order_by("cbs_code")[:24]
+    )
+    assert len(municipalities) == 24
+    registrations = [RegistrationFactory(cohort=cohort, municipality=m) for m in municipalities]
+
+    results, raised = _confirm_all_at_once([r.token for r in registrations])
+
+    assert raised == []
+    assert len(results) == 24
+    assert all(result.newly_confirmed for result in results)
+    assert sum(result.has_seat for result in results) == 5
+    statuses = Counter(Registration.objects.filter(cohort=cohort).values_list("status", flat=True))
+    assert statuses == {RegistrationStatus.CONFIRMED: 5, RegistrationStatus.WAITLISTED: 19}
+    waitlisted = Registration.objects.filter(cohort=cohort, status=RegistrationStatus.WAITLISTED)
+    assert sorted(waitlist_position(registration=r) for r in waitlisted) == list(range(1, 20))
+    # Who got a seat was decided in order of confirmation.
+    confirmed_last = max(
+        Registration.objects.filter(cohort=cohort, status=RegistrationStatus.CONFIRMED).values_list(
+            "confirmed_at", flat=True
+        )
+    )
+    assert all(r.confirmed_at > confirmed_last for r in waitlisted)
+
+    cohort.refresh_from_db()
+    assert cohort.status == CohortStatus.CLOSED
+    assert cohort.started_at is not None
+    kinds = Counter(OutboxMessage.objects.values_list("kind", flat=True))
+    assert kinds == {"seat_confirmed": 5, "waitlisted": 19, "lab_started": 5}
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {MessageStatus.SENT}
+
+
+def test_the_same_link_confirmed_ten_times_at_once_takes_one_seat(cohort):
+    """#2: ten simultaneous confirmations of one link confirm once; the
+    others see the same outcome (or "link used"), never a server error."""
+    registration = RegistrationFactory(cohort=cohort)
+
+    results, raised = _confirm_all_at_once([registration.token] * 10)
+
+    assert all(isinstance(exc, errors.TokenUsed) for exc in raised), raised
+    assert len(results) + len(raised) == 10
+    assert sum(result.newly_confirmed for result in results) == 1
+    assert all(result.registration.pk == registration.pk and result.has_seat for result in results)
+    registration.refresh_from_db()
+    assert registration.status == RegistrationStatus.CONFIRMED
+    assert cohort.registrations.filter(status=RegistrationStatus.CONFIRMED).count() == 1
+    assert OutboxMessage.objects.filter(kind="seat_confirmed", registration=registration).count() == 1
+    assert OutboxMessage.objects.filter(kind="waitlisted").count() == 0
+
+
+def test_one_municipality_confirming_several_signups_at_once_gets_one_place(cohort):
+    """#2: pending signups of one municipality confirmed at the same moment
+    give that municipality one place; the rest are told it is registered
+    already, and the database constraint never surfaces as an error."""
+    municipality = Municipality.objects.filter(province="Noord-Holland", is_active=True).order_by("cbs_code").first()
+    registrations = [RegistrationFactory(cohort=cohort, municipality=municipality) for _ in range(6)]
+
+    results, raised = _confirm_all_at_once([r.token for r in registrations])
+
+    assert len(results) == 1 and results[0].has_seat
+    assert len(raised) == 5
+    assert all(isinstance(exc, errors.AlreadyRegistered) for exc in raised), raised
+    statuses = Counter(Registration.objects.filter(cohort=cohort).values_list("status", flat=True))
+    assert statuses == {RegistrationStatus.CONFIRMED: 1, RegistrationStatus.PENDING: 5}
