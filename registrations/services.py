@@ -168,9 +168,20 @@ def registration_confirm(*, token: str) -> ConfirmationResult:
             raise errors.TokenExpired()
         if cohort.status not in CURRENT_STATUSES:
             raise errors.SignupClosed()
-        if _has_live_registration(
-            cohort_id=cohort.pk, municipality_id=registration.municipality_id, exclude_pk=registration.pk
-        ):
+        live = (
+            Registration.objects.filter(
+                cohort_id=cohort.pk, municipality_id=registration.municipality_id, status__in=LIVE_STATUSES
+            )
+            .exclude(pk=registration.pk)
+            .select_related("municipality")
+            .first()
+        )
+        if live is not None:
+            if live.contact_email.lower() == registration.contact_email.lower():
+                # The same person signed up twice (a double submit) and now
+                # uses the other link: show the outcome they already have.
+                live.cohort = cohort
+                return ConfirmationResult(registration=live, newly_confirmed=False)
             raise errors.AlreadyRegistered()
 
         now = timezone.now()

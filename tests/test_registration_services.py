@@ -251,3 +251,13 @@ def test_purge_expired_removes_unconfirmed_signups_and_their_mail(cohort, haarle
     assert services.registrations_purge_expired() == 1
     assert set(Registration.objects.values_list("pk", flat=True)) == {fresh.pk, confirmed.pk}
     assert not OutboxMessage.objects.filter(to="a.devries@haarlem.nl").exists()
+
+
+def test_double_signup_by_same_person_confirms_to_the_existing_outcome(cohort, haarlem):
+    """Issue #2: a double submit gives two links; the second shows the first's outcome."""
+    first = RegistrationFactory(cohort=cohort, municipality=haarlem, contact_email="a@haarlem.nl")
+    second = RegistrationFactory(cohort=cohort, municipality=haarlem, contact_email="A@Haarlem.nl")
+    services.registration_confirm(token=first.token)
+    result = services.registration_confirm(token=second.token)
+    assert result.registration.pk == first.pk and result.has_seat and not result.newly_confirmed
+    assert Registration.objects.filter(status__in=["confirmed", "waitlisted"]).count() == 1
