@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv dev-venv migrate worker beat serve check clean
+.PHONY: run test lint venv dev-venv migrate worker beat serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ run: venv
 test: dev-venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+lint: dev-venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
 migrate: venv
 	$(BIN)/python manage.py migrate --no-input
 
@@ -48,10 +53,6 @@ worker: venv
 
 beat: venv
 	$(BIN)/celery -A leerlab beat --loglevel=INFO --schedule=/tmp/leerlab-celerybeat-schedule
-
-check: dev-venv
-	$(BIN)/python manage.py check
-	$(BIN)/python manage.py makemigrations --check --dry-run
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

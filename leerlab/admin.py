@@ -196,7 +196,12 @@ class CohortAdmin(admin.ModelAdmin):
         if not change:
             # Numbering and the initial state are the service's business.
             created = services.cohort_create(lab_id=obj.lab_id, start_date=obj.start_date)
-            obj.pk, obj.number, obj.status, obj.created_at = created.pk, created.number, created.status, created.created_at
+            obj.pk, obj.number, obj.status, obj.created_at = (
+                created.pk,
+                created.number,
+                created.status,
+                created.created_at,
+            )
             taking_seats = (CohortStatus.OPEN, CohortStatus.STARTED)
             if Cohort.objects.filter(lab_id=obj.lab_id, status__in=taking_seats).exclude(pk=obj.pk).exists():
                 self.message_user(

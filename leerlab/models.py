@@ -62,7 +62,9 @@ class Cohort(models.Model):
     """One run of a lab. Seats are counted from confirmed registrations
     inside a locked transaction, never kept in a counter."""
 
-    lab = models.ForeignKey(LeerLab, on_delete=models.PROTECT, related_name="cohorts", verbose_name=_("Leer Lab"))
+    lab = models.ForeignKey(
+        LeerLab, on_delete=models.PROTECT, related_name="cohorts", verbose_name=_("Leer Lab")
+    )
     number = models.PositiveSmallIntegerField(_("nummer"), default=1)
     status = models.CharField(
         _("status"), max_length=20, choices=CohortStatus.choices, default=CohortStatus.OPEN, db_index=True

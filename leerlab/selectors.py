@@ -58,7 +58,9 @@ class LabState:
                 self.places_left,
             ) % {"count": self.places_left}
         return ngettext(
-            "start binnenkort, nog %(count)d plaats", "start binnenkort, nog %(count)d plaatsen", self.places_left
+            "start binnenkort, nog %(count)d plaats",
+            "start binnenkort, nog %(count)d plaatsen",
+            self.places_left,
         ) % {"count": self.places_left}
 
 

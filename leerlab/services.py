@@ -115,7 +115,9 @@ def _promote_waitlist(cohort: Cohort, seats: int) -> int:
             cohort=cohort,
         )
         seats += 1
-        logger.info("registration %s moved from the waitlist to a seat in cohort %s", registration.pk, cohort.pk)
+        logger.info(
+            "registration %s moved from the waitlist to a seat in cohort %s", registration.pk, cohort.pk
+        )
     return seats
 
 
@@ -161,7 +163,9 @@ def cohort_create(*, lab_id: int, start_date=None) -> Cohort:
     with transaction.atomic():
         LeerLab.objects.select_for_update().get(pk=lab_id)
         last = Cohort.objects.filter(lab_id=lab_id).aggregate(last=Max("number"))["last"]
-        cohort = Cohort(lab_id=lab_id, number=(last or 0) + 1, status=CohortStatus.OPEN, start_date=start_date)
+        cohort = Cohort(
+            lab_id=lab_id, number=(last or 0) + 1, status=CohortStatus.OPEN, start_date=start_date
+        )
         cohort.full_clean()
         cohort.save()
     return cohort

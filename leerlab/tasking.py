@@ -17,6 +17,8 @@ def enqueue_on_commit(task, *args) -> None:
         try:
             task.delay(*args)
         except Exception as exc:  # noqa: BLE001 - any broker failure; the sweep recovers
-            logger.warning("could not enqueue %s%r (%s); the sweep will pick it up", task.name, args, type(exc).__name__)
+            logger.warning(
+                "could not enqueue %s%r (%s); the sweep will pick it up", task.name, args, type(exc).__name__
+            )
 
     transaction.on_commit(publish)

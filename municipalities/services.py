@@ -25,7 +25,9 @@ def _read(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def municipalities_load(*, data_dir: Path = DATA_DIR, municipality_model=None, domain_model=None) -> LoadResult:
+def municipalities_load(
+    *, data_dir: Path = DATA_DIR, municipality_model=None, domain_model=None
+) -> LoadResult:
     """Create or update every municipality, add known email domains (never
     removing ones advisors added) and mark merged municipalities inactive.
 

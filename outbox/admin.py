@@ -14,7 +14,16 @@ from .services import message_resend
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "kind", "to", "subject", "status_display", "attempts", "short_error", "sent_at")
+    list_display = (
+        "created_at",
+        "kind",
+        "to",
+        "subject",
+        "status_display",
+        "attempts",
+        "short_error",
+        "sent_at",
+    )
     list_filter = ("status", "kind")
     search_fields = ("to", "subject")
     date_hierarchy = "created_at"

@@ -114,7 +114,9 @@ def message_send(*, message_id: int) -> int | None:
                 retry_in = backoff_seconds(message.attempts)
                 message.next_attempt_at = now + timedelta(seconds=retry_in)
             message.save(update_fields=["attempts", "last_error", "status", "next_attempt_at"])
-            logger.warning("email %s failed (attempt %s): %s", message.pk, message.attempts, type(exc).__name__)
+            logger.warning(
+                "email %s failed (attempt %s): %s", message.pk, message.attempts, type(exc).__name__
+            )
             return retry_in
         message.status = MessageStatus.SENT
         message.sent_at = timezone.now()

@@ -91,7 +91,15 @@ class RegistrationAdmin(admin.ModelAdmin):
         (None, {"fields": ("cohort", "municipality", "status", "confirmed_at", "withdrawn_at")}),
         (
             _("Contactpersoon"),
-            {"fields": ("contact_name", "contact_email", "email_domain_flagged", "contact_role", "contact_phone")},
+            {
+                "fields": (
+                    "contact_name",
+                    "contact_email",
+                    "email_domain_flagged",
+                    "contact_role",
+                    "contact_phone",
+                )
+            },
         ),
         (_("Case"), {"fields": ("case_title", "case_description", "learning_needs")}),
         (
@@ -177,7 +185,8 @@ class RegistrationAdmin(admin.ModelAdmin):
             except LeerLabError as exc:
                 self.message_user(
                     request,
-                    gettext("%(registration)s: %(message)s") % {"registration": registration, "message": exc.message},
+                    gettext("%(registration)s: %(message)s")
+                    % {"registration": registration, "message": exc.message},
                     level=messages.WARNING,
                 )
         if new_links:

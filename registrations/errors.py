@@ -56,9 +56,7 @@ class InvalidToken(RegistrationError):
 
 
 class TokenExpired(RegistrationError):
-    message = _(
-        "Deze bevestigingslink is verlopen. Meld u opnieuw aan; u ontvangt dan een nieuwe link."
-    )
+    message = _("Deze bevestigingslink is verlopen. Meld u opnieuw aan; u ontvangt dan een nieuwe link.")
 
 
 class TokenUsed(RegistrationError):

@@ -122,7 +122,9 @@ def _privacy_label():
     )
 
 
-def _text(max_length: int, *, required: bool = True, required_message=None, multiline: bool = False, **kwargs):
+def _text(
+    max_length: int, *, required: bool = True, required_message=None, multiline: bool = False, **kwargs
+):
     messages = {"max_length": MAX_LENGTH_MESSAGE}
     if required_message:
         messages["required"] = required_message
@@ -155,7 +157,9 @@ class SignupForm(forms.Form):
         forms.EmailField(
             label=_("Uw e-mailadres"),
             max_length=CONTACT_EMAIL_MAX,
-            help_text=_("Bij voorkeur uw e-mailadres bij de gemeente. U ontvangt hierop een bevestigingslink."),
+            help_text=_(
+                "Bij voorkeur uw e-mailadres bij de gemeente. U ontvangt hierop een bevestigingslink."
+            ),
             error_messages={
                 "required": _("Vul uw e-mailadres in."),
                 "invalid": _("Vul een geldig e-mailadres in, bijvoorbeeld naam@gemeente.nl."),
@@ -201,7 +205,9 @@ class SignupForm(forms.Form):
         multiline=True,
         required=False,
         label=_("Uw leervragen (optioneel)"),
-        help_text=_("Wat wilt u leren van en met de andere gemeenten? Dit helpt de adviseurs het programma te vormen."),
+        help_text=_(
+            "Wat wilt u leren van en met de andere gemeenten? Dit helpt de adviseurs het programma te vormen."
+        ),
         widget=forms.Textarea(attrs={"rows": 4}),
     )
     privacy_consent = forms.BooleanField(

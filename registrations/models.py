@@ -40,16 +40,31 @@ class Registration(models.Model):
         db_index=True,
     )
 
-    contact_name = models.CharField(_("naam contactpersoon"), max_length=CONTACT_NAME_MAX, validators=[no_control_characters])
+    contact_name = models.CharField(
+        _("naam contactpersoon"), max_length=CONTACT_NAME_MAX, validators=[no_control_characters]
+    )
     contact_email = models.EmailField(_("e-mailadres"), db_index=True, validators=[no_control_characters])
-    contact_role = models.CharField(_("functie"), max_length=CONTACT_ROLE_MAX, blank=True, validators=[no_control_characters])
+    contact_role = models.CharField(
+        _("functie"), max_length=CONTACT_ROLE_MAX, blank=True, validators=[no_control_characters]
+    )
     contact_phone = models.CharField(
         _("telefoonnummer"), max_length=CONTACT_PHONE_MAX, blank=True, validators=[phone_number]
     )
 
-    case_title = models.CharField(_("titel van de case"), max_length=CASE_TITLE_MAX, validators=[no_control_characters])
-    case_description = models.TextField(_("beschrijving van de case"), max_length=CASE_DESCRIPTION_MAX, validators=[no_control_characters_multiline, MaxLengthValidator(CASE_DESCRIPTION_MAX)])
-    learning_needs = models.TextField(_("leervragen"), max_length=LEARNING_NEEDS_MAX, blank=True, validators=[no_control_characters_multiline, MaxLengthValidator(LEARNING_NEEDS_MAX)])
+    case_title = models.CharField(
+        _("titel van de case"), max_length=CASE_TITLE_MAX, validators=[no_control_characters]
+    )
+    case_description = models.TextField(
+        _("beschrijving van de case"),
+        max_length=CASE_DESCRIPTION_MAX,
+        validators=[no_control_characters_multiline, MaxLengthValidator(CASE_DESCRIPTION_MAX)],
+    )
+    learning_needs = models.TextField(
+        _("leervragen"),
+        max_length=LEARNING_NEEDS_MAX,
+        blank=True,
+        validators=[no_control_characters_multiline, MaxLengthValidator(LEARNING_NEEDS_MAX)],
+    )
 
     privacy_consent_at = models.DateTimeField(_("toestemming privacyverklaring op"))
     privacy_version = models.CharField(_("versie privacyverklaring"), max_length=20)

@@ -47,7 +47,9 @@ def municipality_check_participating(*, municipality: Municipality) -> None:
 
 
 def _has_live_registration(*, cohort_id: int, municipality_id: int, exclude_pk=None) -> bool:
-    qs = Registration.objects.filter(cohort_id=cohort_id, municipality_id=municipality_id, status__in=LIVE_STATUSES)
+    qs = Registration.objects.filter(
+        cohort_id=cohort_id, municipality_id=municipality_id, status__in=LIVE_STATUSES
+    )
     if exclude_pk is not None:
         qs = qs.exclude(pk=exclude_pk)
     return qs.exists()
@@ -141,7 +143,9 @@ def registration_for_token(*, token: str) -> Registration:
     if not token or len(token) > 100:
         raise errors.InvalidToken()
     registration = (
-        Registration.objects.select_related("cohort__lab", "municipality").filter(token_hash=token_hash(token)).first()
+        Registration.objects.select_related("cohort__lab", "municipality")
+        .filter(token_hash=token_hash(token))
+        .first()
     )
     if registration is None:
         raise errors.InvalidToken()
@@ -156,7 +160,9 @@ def registration_confirm(*, token: str) -> ConfirmationResult:
     found = registration_for_token(token=token)
     with transaction.atomic():
         cohort = cohort_lock(cohort_id=found.cohort_id)
-        registration = Registration.objects.select_for_update().select_related("municipality").get(pk=found.pk)
+        registration = (
+            Registration.objects.select_for_update().select_related("municipality").get(pk=found.pk)
+        )
         registration.cohort = cohort
         if registration.token_used_at is not None:
             if registration.status in LIVE_STATUSES:

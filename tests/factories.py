@@ -125,7 +125,9 @@ class RegistrationFactory(factory.django.DjangoModelFactory):
             confirmed_at=factory.LazyFunction(timezone.now),
             token_used_at=factory.LazyFunction(timezone.now),
         )
-        expired = factory.Trait(token_expires_at=factory.LazyFunction(lambda: timezone.now() - timedelta(minutes=1)))
+        expired = factory.Trait(
+            token_expires_at=factory.LazyFunction(lambda: timezone.now() - timedelta(minutes=1))
+        )
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):

@@ -117,7 +117,11 @@ def test_cohort_changelist_shows_counts_per_state(advisor_client, cohort):
     assert len(rows) == Cohort.objects.count() == 4
     row = rows[cohort.pk]
     assert (row.confirmed_count, row.waitlisted_count, row.pending_count) == (2, 1, 2)
-    assert all((c.confirmed_count, c.waitlisted_count, c.pending_count) == (0, 0, 0) for c in rows.values() if c != row)
+    assert all(
+        (c.confirmed_count, c.waitlisted_count, c.pending_count) == (0, 0, 0)
+        for c in rows.values()
+        if c != row
+    )
     content = response.content.decode()
     assert "open voor aanmelding" in content
     assert f"cohort__id__exact={cohort.pk}&amp;status__exact=confirmed" in content
@@ -145,7 +149,9 @@ def test_start_now_sends_start_emails_to_participants_and_advisors(
 ):
     other_advisor = UserFactory(staff=True, email="tweede@servicepunt.example")
     cohort.advisors.add(advisor, other_advisor)
-    participants = [RegistrationFactory(cohort=cohort, confirmed=True) for _ in range(cohort.lab.min_municipalities - 1)]
+    participants = [
+        RegistrationFactory(cohort=cohort, confirmed=True) for _ in range(cohort.lab.min_municipalities - 1)
+    ]
     pending = RegistrationFactory(cohort=cohort)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -335,7 +341,9 @@ def test_lab_slug_is_read_only_and_max_below_min_is_refused(advisor_client, lab)
     url = reverse("admin:leerlab_leerlab_change", args=[lab.pk])
     assert "slug" not in advisor_client.get(url).context["adminform"].form.fields
 
-    response = advisor_client.post(url, _lab_data(lab, slug="iets-anders", min_municipalities=4, max_municipalities=3))
+    response = advisor_client.post(
+        url, _lab_data(lab, slug="iets-anders", min_municipalities=4, max_municipalities=3)
+    )
 
     assert response.status_code == 200
     assert "max_municipalities" in response.context["adminform"].form.errors
@@ -343,7 +351,9 @@ def test_lab_slug_is_read_only_and_max_below_min_is_refused(advisor_client, lab)
     assert (lab.slug, lab.min_municipalities) == ("verhaal-warmtetransitie", 3)
 
 
-def test_lowering_a_labs_minimum_starts_its_cohort(advisor_client, lab, cohort, django_capture_on_commit_callbacks):
+def test_lowering_a_labs_minimum_starts_its_cohort(
+    advisor_client, lab, cohort, django_capture_on_commit_callbacks
+):
     for _ in range(2):
         RegistrationFactory(cohort=cohort, confirmed=True)
 
@@ -364,9 +374,13 @@ def test_lowering_a_labs_minimum_starts_its_cohort(advisor_client, lab, cohort, 
 def test_registration_filters_and_search(advisor_client, cohort):
     other_cohort = Cohort.objects.exclude(lab=cohort.lab).first()
     alkmaar = MunicipalityFactory(name="Zoek-Alkmaar")
-    confirmed = RegistrationFactory(cohort=cohort, municipality=alkmaar, confirmed=True, contact_name="Jet Zoeker")
+    confirmed = RegistrationFactory(
+        cohort=cohort, municipality=alkmaar, confirmed=True, contact_name="Jet Zoeker"
+    )
     pending = RegistrationFactory(cohort=cohort, case_title="Warmtenet Zuid")
-    elsewhere = RegistrationFactory(cohort=other_cohort, waitlisted=True, contact_email="iemand@elders.example")
+    elsewhere = RegistrationFactory(
+        cohort=other_cohort, waitlisted=True, contact_email="iemand@elders.example"
+    )
 
     assert _rows(advisor_client.get(REGISTRATIONS)) == {confirmed.pk, pending.pk, elsewhere.pk}
     assert _rows(advisor_client.get(REGISTRATIONS, {"cohort__lab__id__exact": cohort.lab_id})) == {
@@ -389,12 +403,18 @@ def test_registration_filters_with_bad_values_never_fail(advisor_client, cohort)
     RegistrationFactory(cohort=cohort)
 
     assert _rows(advisor_client.get(REGISTRATIONS, {"cohort": "abc"})) == set()
-    for params in ({"municipality__id__exact": "abc"}, {"status__exact": "x" * 300}, {"cohort__lab__id__exact": "-"}):
+    for params in (
+        {"municipality__id__exact": "abc"},
+        {"status__exact": "x" * 300},
+        {"cohort__lab__id__exact": "-"},
+    ):
         assert advisor_client.get(REGISTRATIONS, params).status_code in (200, 302)
 
 
 def test_flagged_registration_is_visible(advisor_client, cohort):
-    flagged = RegistrationFactory(cohort=cohort, email_domain_flagged=True, contact_email="a@adviesbureau.example")
+    flagged = RegistrationFactory(
+        cohort=cohort, email_domain_flagged=True, contact_email="a@adviesbureau.example"
+    )
     RegistrationFactory(cohort=cohort, email_domain_flagged=False)
 
     response = advisor_client.get(REGISTRATIONS, {"email_domain_flagged__exact": "1"})
@@ -416,9 +436,12 @@ def test_registration_page_is_read_only_and_never_shows_the_token_hash(advisor_c
     assert registration.contact_name in content
     assert 'name="status"' not in content
     assert advisor_client.get(reverse("admin:registrations_registration_add")).status_code == 403
-    assert advisor_client.post(
-        reverse("admin:registrations_registration_delete", args=[registration.pk]), {"post": "yes"}
-    ).status_code == 403
+    assert (
+        advisor_client.post(
+            reverse("admin:registrations_registration_delete", args=[registration.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
 
 
 def test_resend_email_gives_a_pending_registration_a_fresh_link(
@@ -473,9 +496,12 @@ def test_outbox_is_read_only_and_shows_failures(advisor_client):
     assert advisor_client.get(reverse("admin:outbox_outboxmessage_add")).status_code == 403
     assert advisor_client.get(change_url).status_code == 200  # view only
     assert advisor_client.post(change_url, {"to": "x@example.nl"}).status_code == 403
-    assert advisor_client.post(
-        reverse("admin:outbox_outboxmessage_delete", args=[failed.pk]), {"post": "yes"}
-    ).status_code == 403
+    assert (
+        advisor_client.post(
+            reverse("admin:outbox_outboxmessage_delete", args=[failed.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
     failed.refresh_from_db()
     assert failed.to == "ambtenaar@example.nl"
 
@@ -502,7 +528,9 @@ def test_outbox_resend_action_requeues_a_failed_message(advisor_client, django_c
     assert len(mail.outbox) == 1
 
 
-def test_outbox_resend_without_executing_leaves_the_message_queued(advisor_client, django_capture_on_commit_callbacks):
+def test_outbox_resend_without_executing_leaves_the_message_queued(
+    advisor_client, django_capture_on_commit_callbacks
+):
     failed = _failed_message()
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:

@@ -35,7 +35,10 @@ def test_group_has_exactly_the_intended_permissions(db):
 def test_group_grants_no_deletes_of_history_and_no_user_management(db):
     codenames = set(Group.objects.get(name=GROUP).permissions.values_list("codename", flat=True))
 
-    assert not {"delete_registration", "delete_cohort", "change_registration", "change_outboxmessage"} & codenames
+    assert (
+        not {"delete_registration", "delete_cohort", "change_registration", "change_outboxmessage"}
+        & codenames
+    )
     assert not {c for c in codenames if c.endswith(("_user", "_group", "_permission"))}
 
 
@@ -90,7 +93,9 @@ def test_local_advisor_is_repaired_when_changed_by_hand(db, settings, tmp_path):
     password_file = tmp_path / "pw"
     password_file.write_text("een-eerder-gekozen-wachtwoord\n")
     User = get_user_model()
-    User.objects.create_user(username="adviseur", password="iets-anders-123", is_staff=False, is_superuser=True)
+    User.objects.create_user(
+        username="adviseur", password="iets-anders-123", is_staff=False, is_superuser=True
+    )
 
     _run("--password-file", str(password_file))
 

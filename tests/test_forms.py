@@ -76,10 +76,15 @@ def haarlem(db) -> Municipality:
 # --- municipality --------------------------------------------------------
 
 
-@pytest.mark.parametrize("code", ["GM9999", "GM03921", "HAARLEM", "0392", "gm 0392", "<script>", "GM0392\x00"])
+@pytest.mark.parametrize(
+    "code", ["GM9999", "GM03921", "HAARLEM", "0392", "gm 0392", "<script>", "GM0392\x00"]
+)
 def test_unknown_municipality_code(client, cohort, code):
     post_rejected(
-        client, signup_data(municipality=code), "municipality", str(errors.MunicipalityNotParticipating.message)
+        client,
+        signup_data(municipality=code),
+        "municipality",
+        str(errors.MunicipalityNotParticipating.message),
     )
 
 
@@ -88,7 +93,10 @@ def test_municipality_outside_the_province(client, cohort):
     assert utrecht.province == "Utrecht" and utrecht.is_active
 
     response = post_rejected(
-        client, signup_data(municipality="GM0344"), "municipality", str(errors.MunicipalityOutsideProvince.message)
+        client,
+        signup_data(municipality="GM0344"),
+        "municipality",
+        str(errors.MunicipalityOutsideProvince.message),
     )
     assert "Noord-Holland" in html.unescape(response.content.decode())
 
@@ -97,7 +105,9 @@ def test_inactive_merged_municipality(client, cohort):
     weesp = Municipality.objects.get(cbs_code="GM0457")
     assert weesp.province == "Noord-Holland" and not weesp.is_active
 
-    post_rejected(client, signup_data(municipality="GM0457"), "municipality", str(errors.MunicipalityInactive.message))
+    post_rejected(
+        client, signup_data(municipality="GM0457"), "municipality", str(errors.MunicipalityInactive.message)
+    )
 
 
 def test_missing_municipality(client, cohort):
@@ -130,12 +140,18 @@ def test_optional_fields_may_be_left_empty(client, cohort):
     response = client.post(URL, signup_data(contact_role="", contact_phone="", learning_needs=None))
     assert response.status_code == 302
     registration = Registration.objects.get()
-    assert (registration.contact_role, registration.contact_phone, registration.learning_needs) == ("", "", "")
+    assert (registration.contact_role, registration.contact_phone, registration.learning_needs) == (
+        "",
+        "",
+        "",
+    )
 
 
 @pytest.mark.parametrize("value", [None, "", "off", "false", "0", "nee"])
 def test_missing_consent(client, cohort, value):
-    post_rejected(client, signup_data(privacy_consent=value), "privacy_consent", str(errors.ConsentMissing.message))
+    post_rejected(
+        client, signup_data(privacy_consent=value), "privacy_consent", str(errors.ConsentMissing.message)
+    )
 
 
 # --- email and phone -----------------------------------------------------
@@ -145,7 +161,14 @@ EMAIL_MESSAGE = "Vul een geldig e-mailadres in, bijvoorbeeld naam@gemeente.nl."
 
 @pytest.mark.parametrize(
     "email",
-    ["geen-adres", "jan@", "@haarlem.nl", "jan@haarlem", "jan de vries@haarlem.nl", "jan@haarlem.nl\nBcc: x@y.nl"],
+    [
+        "geen-adres",
+        "jan@",
+        "@haarlem.nl",
+        "jan@haarlem",
+        "jan de vries@haarlem.nl",
+        "jan@haarlem.nl\nBcc: x@y.nl",
+    ],
 )
 def test_invalid_email(client, cohort, email):
     post_rejected(client, signup_data(contact_email=email), "contact_email", EMAIL_MESSAGE)
@@ -225,7 +248,14 @@ def test_text_at_the_limit_is_accepted(client, cohort, field, limit):
 def test_form_max_lengths_match_the_model(db):
     """The form may never accept more than the database column holds."""
     form = SignupForm()
-    for name in ["contact_name", "contact_role", "contact_phone", "case_title", "case_description", "learning_needs"]:
+    for name in [
+        "contact_name",
+        "contact_role",
+        "contact_phone",
+        "case_title",
+        "case_description",
+        "learning_needs",
+    ]:
         assert form.fields[name].max_length == Registration._meta.get_field(name).max_length, name
     assert form.fields["contact_email"].max_length <= Registration._meta.get_field("contact_email").max_length
 
@@ -234,7 +264,9 @@ def test_form_max_lengths_match_the_model(db):
 
 
 @pytest.mark.parametrize("sample", CONTROL_SAMPLES)
-@pytest.mark.parametrize("field", ["contact_name", "contact_role", "case_title", "case_description", "learning_needs"])
+@pytest.mark.parametrize(
+    "field", ["contact_name", "contact_role", "case_title", "case_description", "learning_needs"]
+)
 def test_control_characters_are_refused(client, cohort, field, sample):
     post_rejected(client, signup_data(**{field: f"Schalk{sample}wijk"}), field, CONTROL_MESSAGE)
 

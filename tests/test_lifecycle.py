@@ -33,7 +33,9 @@ def test_below_minimum_stays_open(cohort, django_capture_on_commit_callbacks):
     assert start_subjects() == []
 
 
-def test_minimum_starts_and_mails_everyone_once(cohort, advisor, django_capture_on_commit_callbacks, mailoutbox):
+def test_minimum_starts_and_mails_everyone_once(
+    cohort, advisor, django_capture_on_commit_callbacks, mailoutbox
+):
     cohort.advisors.add(advisor)
     registrations = confirm_n(cohort, 3)
     with django_capture_on_commit_callbacks(execute=True):
@@ -46,7 +48,9 @@ def test_minimum_starts_and_mails_everyone_once(cohort, advisor, django_capture_
     assert sorted(m.to[0] for m in mailoutbox if "van start" in m.subject) == expected
 
 
-def test_evaluate_twice_changes_and_sends_nothing_more(cohort, advisor, django_capture_on_commit_callbacks, mailoutbox):
+def test_evaluate_twice_changes_and_sends_nothing_more(
+    cohort, advisor, django_capture_on_commit_callbacks, mailoutbox
+):
     cohort.advisors.add(advisor)
     confirm_n(cohort, 3)
     with django_capture_on_commit_callbacks(execute=True):
@@ -216,7 +220,9 @@ def test_sweep_evaluates_current_cohorts(cohort, mailoutbox, django_capture_on_c
     assert len([m for m in mailoutbox if "van start" in m.subject]) == 3
 
 
-def test_reopen_after_raising_maximum_gives_free_seats_to_waitlist_in_order(cohort, mailoutbox, django_capture_on_commit_callbacks):
+def test_reopen_after_raising_maximum_gives_free_seats_to_waitlist_in_order(
+    cohort, mailoutbox, django_capture_on_commit_callbacks
+):
     """Seats freed by reopening go to the waitlist first, first confirmed first."""
     from datetime import timedelta
 

@@ -130,7 +130,9 @@ def test_due_ids_are_retries_that_are_due_and_stuck_messages(registration):
     OutboxMessage.objects.filter(pk=due.pk).update(next_attempt_at=now - timedelta(seconds=1))
     OutboxMessage.objects.filter(pk=later.pk).update(next_attempt_at=now + timedelta(minutes=5))
     OutboxMessage.objects.filter(pk=stuck.pk).update(created_at=now - timedelta(hours=1))
-    OutboxMessage.objects.filter(pk=sent.pk).update(status=MessageStatus.SENT, created_at=now - timedelta(hours=1))
+    OutboxMessage.objects.filter(pk=sent.pk).update(
+        status=MessageStatus.SENT, created_at=now - timedelta(hours=1)
+    )
     assert set(services.outbox_due_ids(now=now)) == {due.pk, stuck.pk}
     assert fresh.pk not in services.outbox_due_ids(now=now)
 

@@ -33,7 +33,9 @@ def haarlem(db):
     return Municipality.objects.get(cbs_code="GM0392")
 
 
-def test_submit_stores_pending_and_queues_confirmation(cohort, haarlem, mailoutbox, django_capture_on_commit_callbacks):
+def test_submit_stores_pending_and_queues_confirmation(
+    cohort, haarlem, mailoutbox, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         registration = submit(cohort, haarlem)
     assert registration.status == RegistrationStatus.PENDING

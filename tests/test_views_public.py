@@ -132,14 +132,20 @@ def test_layout_is_accessible_and_self_hosted(client, db, name):
 
 
 def test_english_under_the_en_prefix(client, db):
-    for url in ["/en/", "/en/leerlabs/verhaal-warmtetransitie/", "/en/leerlabs/verhaal-warmtetransitie/aanmelden/"]:
+    for url in [
+        "/en/",
+        "/en/leerlabs/verhaal-warmtetransitie/",
+        "/en/leerlabs/verhaal-warmtetransitie/aanmelden/",
+    ]:
         response = client.get(url)
         assert response.status_code == 200, url
         assert '<html lang="en">' in response.content.decode()
 
 
 def test_language_switch_keeps_the_page(client, db):
-    response = client.post(reverse("set_language"), {"language": "en", "next": "/leerlabs/verhaal-warmtetransitie/"})
+    response = client.post(
+        reverse("set_language"), {"language": "en", "next": "/leerlabs/verhaal-warmtetransitie/"}
+    )
     assert response.status_code == 302
     assert response["Location"] == "/en/leerlabs/verhaal-warmtetransitie/"
 
@@ -370,7 +376,9 @@ def test_signup_when_the_cohort_is_busy_is_a_form_error_not_a_5xx(client, cohort
 
 
 def test_get_confirm_shows_a_button_and_changes_nothing(client, cohort):
-    registration = RegistrationFactory(cohort=cohort, municipality=Municipality.objects.get(cbs_code="GM0392"))
+    registration = RegistrationFactory(
+        cohort=cohort, municipality=Municipality.objects.get(cbs_code="GM0392")
+    )
 
     response = client.get(confirm_url(registration.token))
 
@@ -410,7 +418,9 @@ def test_post_confirm_gives_a_seat(client, cohort, django_capture_on_commit_call
     assert registration.status == RegistrationStatus.CONFIRMED
 
 
-def test_post_confirm_of_the_third_municipality_says_the_lab_starts(client, cohort, django_capture_on_commit_callbacks):
+def test_post_confirm_of_the_third_municipality_says_the_lab_starts(
+    client, cohort, django_capture_on_commit_callbacks
+):
     fill(cohort, 2, confirmed=True)
     registration = RegistrationFactory(cohort=cohort)
 
@@ -489,7 +499,9 @@ def test_expired_token_is_a_friendly_410(client, cohort, method):
 
 
 def test_used_link_of_a_withdrawn_registration_is_a_friendly_error(client, cohort):
-    registration = RegistrationFactory(cohort=cohort, status=RegistrationStatus.WITHDRAWN, token_used_at=timezone.now())
+    registration = RegistrationFactory(
+        cohort=cohort, status=RegistrationStatus.WITHDRAWN, token_used_at=timezone.now()
+    )
     response = client.post(confirm_url(registration.token))
     assert response.status_code == 410
     assert "al gebruikt" in text(response)
@@ -538,7 +550,9 @@ def test_confirm_after_the_cohort_ended(client, cohort):
 def test_confirm_link_in_the_email_works_end_to_end(client, cohort, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         client.post(signup_url(), signup_data())
-    link = re.search(r"https?://\S+/aanmelding/bevestig/[^\s/]+/", OutboxMessage.objects.get().body_text).group(0)
+    link = re.search(
+        r"https?://\S+/aanmelding/bevestig/[^\s/]+/", OutboxMessage.objects.get().body_text
+    ).group(0)
     path = urlsplit(link).path
 
     assert client.get(path).status_code == 200

@@ -6,20 +6,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('registrations', '0001_initial'),
+        ("registrations", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='registration',
-            name='case_description',
-            field=models.TextField(max_length=4000, validators=[registrations.validators.no_control_characters_multiline, django.core.validators.MaxLengthValidator(4000)], verbose_name='beschrijving van de case'),
+            model_name="registration",
+            name="case_description",
+            field=models.TextField(
+                max_length=4000,
+                validators=[
+                    registrations.validators.no_control_characters_multiline,
+                    django.core.validators.MaxLengthValidator(4000),
+                ],
+                verbose_name="beschrijving van de case",
+            ),
         ),
         migrations.AlterField(
-            model_name='registration',
-            name='learning_needs',
-            field=models.TextField(blank=True, max_length=2000, validators=[registrations.validators.no_control_characters_multiline, django.core.validators.MaxLengthValidator(2000)], verbose_name='leervragen'),
+            model_name="registration",
+            name="learning_needs",
+            field=models.TextField(
+                blank=True,
+                max_length=2000,
+                validators=[
+                    registrations.validators.no_control_characters_multiline,
+                    django.core.validators.MaxLengthValidator(2000),
+                ],
+                verbose_name="leervragen",
+            ),
         ),
     ]

@@ -251,7 +251,9 @@ class CeleryWorker:
 
     def received(self, task_name: str) -> int:
         """How many tasks of this name the worker has received so far."""
-        return sum(1 for line in self.log().splitlines() if f"Task {task_name}[" in line and "received" in line)
+        return sum(
+            1 for line in self.log().splitlines() if f"Task {task_name}[" in line and "received" in line
+        )
 
     def wait_ready(self, timeout: float = WORKER_READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout

@@ -125,7 +125,9 @@ def test_one_municipality_confirming_several_signups_at_once_gets_one_place(coho
     """#2: pending signups of one municipality confirmed at the same moment
     give that municipality one place; the rest are told it is registered
     already, and the database constraint never surfaces as an error."""
-    municipality = Municipality.objects.filter(province="Noord-Holland", is_active=True).order_by("cbs_code").first()
+    municipality = (
+        Municipality.objects.filter(province="Noord-Holland", is_active=True).order_by("cbs_code").first()
+    )
     registrations = [RegistrationFactory(cohort=cohort, municipality=municipality) for _ in range(6)]
 
     results, raised = _confirm_all_at_once([r.token for r in registrations])

@@ -41,7 +41,9 @@ CONFIRM_PATH = re.compile(r"/aanmelding/bevestig/([A-Za-z0-9_-]+)/")
 @pytest.fixture
 def municipalities(db) -> list[Municipality]:
     """Active Noord-Holland municipalities from the reference data."""
-    found = list(Municipality.objects.filter(province="Noord-Holland", is_active=True).order_by("cbs_code")[:8])
+    found = list(
+        Municipality.objects.filter(province="Noord-Holland", is_active=True).order_by("cbs_code")[:8]
+    )
     assert len(found) == 8, "the data migration should have loaded the Noord-Holland municipalities"
     return found
 
@@ -76,7 +78,9 @@ def _wait_until_worker_received(worker, task_name: str, at_least: int) -> None:
     )
 
 
-def test_three_confirmations_send_one_start_email_per_recipient(client, cohort, smtp, celery_worker, municipalities):
+def test_three_confirmations_send_one_start_email_per_recipient(
+    client, cohort, smtp, celery_worker, municipalities
+):
     """#2: three confirmations lead to exactly one "van start" email per
     participant contact and per advisor; running the task again, or twice at
     once, sends nothing more."""
@@ -209,11 +213,18 @@ def test_later_confirmations_join_and_the_sixth_is_waitlisted(cohort, smtp, cele
     for registration in participants:
         assert len(smtp.to(registration.contact_email, SEAT)) == 1
         assert smtp.to(registration.contact_email, WAITLIST) == []
-    assert _outbox_snapshot() == {"seat_confirmed": 5, "lab_started": 5, "lab_started_advisor": 1, "waitlisted": 1}
+    assert _outbox_snapshot() == {
+        "seat_confirmed": 5,
+        "lab_started": 5,
+        "lab_started_advisor": 1,
+        "waitlisted": 1,
+    }
     assert set(OutboxMessage.objects.values_list("status", flat=True)) == {MessageStatus.SENT}
 
 
-def test_email_waits_while_smtp_is_down_and_goes_out_once_when_it_is_back(cohort, smtp, celery_worker, municipalities):
+def test_email_waits_while_smtp_is_down_and_goes_out_once_when_it_is_back(
+    cohort, smtp, celery_worker, municipalities
+):
     """#2: with the SMTP server down the start emails stay queued with the
     error noted; once it is back the sweep sends each of them exactly once,
     even when two sweeps run at the same time."""
