@@ -38,7 +38,7 @@ test: dev-venv
 lint: dev-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	DJANGO_SETTINGS_MODULE=leerlab.settings_test $(BIN)/python manage.py makemigrations --check --dry-run
 
 migrate: venv
 	$(BIN)/python manage.py migrate --no-input

@@ -11,11 +11,10 @@ from django.utils.translation import gettext_lazy as _
 
 from leerlab.errors import LeerLabError
 from leerlab.models import Cohort
-from outbox.models import MessageStatus, OutboxMessage
-from outbox.services import message_resend
+from outbox.models import OutboxMessage
 
-from .models import LIVE_STATUSES, Registration, RegistrationStatus
-from .services import registration_resend_confirmation
+from .models import Registration
+from .services import registration_resend_email
 
 
 class CohortListFilter(admin.SimpleListFilter):
@@ -158,30 +157,14 @@ class RegistrationAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("E-mail opnieuw versturen"), permissions=["resend"])
     def resend_email(self, request, queryset):
-        """Pending: a fresh confirmation link (the old one stops working).
-        Confirmed or waitlisted: the last email that has not gone out yet
-        (failed or still queued) goes back in the queue."""
+        """See registrations.services.registration_resend_email."""
         new_links = requeued = nothing = 0
         for registration in queryset.order_by("pk"):
             try:
-                if registration.status == RegistrationStatus.PENDING:
-                    if registration_resend_confirmation(registration_id=registration.pk):
-                        new_links += 1
-                    else:
-                        nothing += 1
-                elif registration.status in LIVE_STATUSES:
-                    message = (
-                        registration.messages.filter(status__in=(MessageStatus.FAILED, MessageStatus.QUEUED))
-                        .order_by("-created_at", "-pk")
-                        .first()
-                    )
-                    if message is None:
-                        nothing += 1
-                    else:
-                        message_resend(message_id=message.pk)
-                        requeued += 1
-                else:
-                    nothing += 1
+                outcome = registration_resend_email(registration_id=registration.pk)
+                new_links += outcome == "new_link"
+                requeued += outcome == "requeued"
+                nothing += outcome == "nothing"
             except LeerLabError as exc:
                 self.message_user(
                     request,

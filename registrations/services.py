@@ -287,3 +287,28 @@ def registrations_purge_expired(*, now=None) -> int:
         Registration.objects.filter(pk__in=ids).delete()
     logger.info("purged %s expired unconfirmed signups", len(ids))
     return len(ids)
+
+
+def registration_resend_email(*, registration_id: int) -> str:
+    """Admin action "resend email". Pending: a fresh confirmation link (the
+    old one stops working). Confirmed or waitlisted: the newest email that
+    has not gone out (failed or still queued) goes back in the queue.
+    Returns "new_link", "requeued" or "nothing"."""
+    from outbox.models import MessageStatus, OutboxMessage
+    from outbox.services import message_resend
+
+    registration = Registration.objects.get(pk=registration_id)
+    if registration.status == RegistrationStatus.PENDING:
+        return "new_link" if registration_resend_confirmation(registration_id=registration.pk) else "nothing"
+    if registration.status in LIVE_STATUSES:
+        message = (
+            OutboxMessage.objects.filter(
+                registration=registration, status__in=(MessageStatus.FAILED, MessageStatus.QUEUED)
+            )
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+        if message is not None:
+            message_resend(message_id=message.pk)
+            return "requeued"
+    return "nothing"
