@@ -127,13 +127,20 @@ REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "leerlab",
-            # Short timeouts: a dead Redis must not hang a request.
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {
+                # Short timeouts and ignored errors: a dead Redis makes the
+                # cache (and the rate limits built on it) miss, never fail
+                # a request.
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+                "IGNORE_EXCEPTIONS": True,
+            },
         }
     }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -161,7 +168,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 5,
     # Longer than any task may run, so acks_late never redelivers a task
     # that is still running.
-    "visibility_timeout": 600,
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
 }
 CELERY_TIMEZONE = TIME_ZONE
 

@@ -24,6 +24,11 @@ from .models import LIVE_STATUSES, Registration, RegistrationStatus
 logger = logging.getLogger(__name__)
 
 
+# The same person submitting the same signup within this window made a
+# double submit, not a new signup.
+RESUBMIT_WINDOW = timedelta(minutes=10)
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -120,6 +125,27 @@ def registration_submit(
     )
     registration.full_clean()
     with transaction.atomic():
+        # The cohort lock serialises signups of one cohort, so identical
+        # submits fired at once are recognised as one.
+        cohort_lock(cohort_id=cohort.pk)
+        if _has_live_registration(cohort_id=cohort.pk, municipality_id=municipality.pk):
+            raise errors.AlreadyRegistered()
+        duplicate = (
+            Registration.objects.filter(
+                cohort=cohort,
+                municipality=municipality,
+                status=RegistrationStatus.PENDING,
+                contact_email__iexact=registration.contact_email,
+                created_at__gte=now - RESUBMIT_WINDOW,
+            )
+            .order_by("-created_at")
+            .first()
+        )
+        if duplicate is not None:
+            # A double submit: one signup and one email. After the window a
+            # new signup (and a new link) is made, for whoever lost the mail.
+            logger.info("registration %s submitted again; kept as one", duplicate.pk)
+            return duplicate
         registration.save()
         _queue_confirmation_request(registration, token)
     logger.info("registration %s submitted for cohort %s", registration.pk, cohort.pk)

@@ -263,3 +263,26 @@ def test_double_signup_by_same_person_confirms_to_the_existing_outcome(cohort, h
     result = services.registration_confirm(token=second.token)
     assert result.registration.pk == first.pk and result.has_seat and not result.newly_confirmed
     assert Registration.objects.filter(status__in=["confirmed", "waitlisted"]).count() == 1
+
+
+def test_identical_submit_within_window_is_one_signup_and_one_email(cohort, haarlem):
+    """Issue #3 (double submit): the second submit returns the first signup."""
+    first = submit(cohort, haarlem)
+    second = submit(cohort, haarlem, contact_email="A.DeVries@haarlem.nl")
+    assert second.pk == first.pk
+    assert Registration.objects.count() == 1
+    assert OutboxMessage.objects.filter(kind="confirm_request").count() == 1
+
+
+def test_submit_after_window_makes_a_new_link(cohort, haarlem):
+    first = submit(cohort, haarlem)
+    Registration.objects.filter(pk=first.pk).update(created_at=timezone.now() - services.RESUBMIT_WINDOW)
+    second = submit(cohort, haarlem)
+    assert second.pk != first.pk
+    assert OutboxMessage.objects.filter(kind="confirm_request").count() == 2
+
+
+def test_other_person_of_same_municipality_gets_own_signup(cohort, haarlem):
+    first = submit(cohort, haarlem)
+    second = submit(cohort, haarlem, contact_email="collega@haarlem.nl")
+    assert second.pk != first.pk
