@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint venv dev-venv migrate worker beat serve clean
+.PHONY: run test lint audit venv dev-venv migrate worker beat serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: dev-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DJANGO_SETTINGS_MODULE=leerlab.settings_test $(BIN)/python manage.py makemigrations --check --dry-run
+
+# bandit on our code, pip-audit on requirements.txt (see .ci/audit).
+audit: dev-venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash .ci/audit
 
 migrate: venv
 	$(BIN)/python manage.py migrate --no-input

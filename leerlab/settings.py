@@ -7,9 +7,11 @@ console. Secrets have no default outside debug mode: production refuses to
 start without them.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -30,7 +32,9 @@ else:
     ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin with the portal's own site: two-factor login when
+    # LEERLAB_ADMIN_2FA is on, rate-limited login (leerlab/admin_site.py).
+    "leerlab.security.LeerLabAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -38,6 +42,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "crispy_forms",
     "crispy_bootstrap5",
+    # Security (issue #3): one-time passwords for advisors (TOTP apps and
+    # printed backup codes), login lock-out, rate limits, CSP.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "django_ratelimit",
+    "csp",
     "municipalities",
     "leerlab",
     "registrations",
@@ -46,14 +58,22 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise, so static files carry the policy as well.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Sets request.user.is_verified() from the session's OTP device.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a Ratelimited exception into the friendly 429 page.
+    "django_ratelimit.middleware.RatelimitMiddleware",
+    # Last, as django-axes asks: turns a lock-out into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "leerlab.urls"
@@ -210,20 +230,126 @@ LEERLAB_MAIL_STUCK_AFTER = env.int("LEERLAB_MAIL_STUCK_AFTER", default=120)
 # The version of the privacy statement an officer consents to.
 LEERLAB_PRIVACY_VERSION = "2026-11"
 
-# --- Security --------------------------------------------------------------
+# --- Security (issue #3) ----------------------------------------------------
+# Production (DJANGO_DEBUG off) is strict by default; every switch below
+# exists for one reason, named in its comment. `manage.py check --deploy`
+# is clean with the defaults (tests/test_security.py runs it).
+
+# HTTPS: redirect plain http (off only for a local load test over http,
+# DJANGO_SSL_REDIRECT=0). The proxy in front says which scheme the visitor
+# used; it must set (not pass on) X-Forwarded-Proto.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HSTS: one year in production. includeSubDomains covers only hosts under
+# the portal's own host name, which are ours as well. No preload by default:
+# the preload list is a commitment for the whole registrable domain
+# (e.g. the province's), to be made by its owner, so it is opt-in
+# (DJANGO_HSTS_PRELOAD=1) and its deploy check W021 is silenced below.
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
+
+# Cookies: Secure in production (off only for http load tests,
+# DJANGO_SECURE_COOKIES=0), never readable from JavaScript (the portal's
+# scripts read none), not sent on cross-site POSTs.
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+# An admin session ends after an hour without a request. The public signup
+# session is a browser-session cookie (set_expiry(0) in the signup view);
+# on the server it now also ends after an idle hour instead of two weeks.
+SESSION_COOKIE_AGE = 3600
+SESSION_SAVE_EVERY_REQUEST = True
+
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-    SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# Content-Security-Policy on every response (django-csp 4 format). Only our
+# own files: no inline scripts or style attributes anywhere (the public
+# templates and Django's admin need none), no plugins, no framing, forms
+# post only to us. data: images are Bootstrap's inline SVG icons in CSS.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
+
+# Two-factor login for the admin (TOTP app or a printed backup code). On in
+# production; off while debugging so `make run` works with just the
+# printed password. Read per request (leerlab/admin_site.py).
+LEERLAB_ADMIN_2FA = env.bool("LEERLAB_ADMIN_2FA", default=not DEBUG)
+# The issuer an authenticator app shows next to the account.
+OTP_TOTP_ISSUER = "Leer Labs Servicepunt"
+
+# Where the client's address comes from, for rate limits and lock-outs
+# (leerlab/security.py:client_ip). 0: REMOTE_ADDR, gunicorn is reached
+# directly. N > 0: N reverse proxies of ours append to X-Forwarded-For, so
+# the address N hops from the right is the one our outermost proxy saw;
+# everything left of it was sent by the client and may be forged.
+LEERLAB_TRUSTED_PROXIES = env.int("LEERLAB_TRUSTED_PROXIES", default=0)
+
+# Rate limits per client address (django-ratelimit, counted in the cache):
+# signups, confirmation links (token guessing) and admin logins.
+RATELIMIT_ENABLE = env.bool("LEERLAB_RATELIMIT_ENABLED", default=True)
+LEERLAB_RATELIMIT_SIGNUP = env("LEERLAB_RATELIMIT_SIGNUP", default="10/10m")
+LEERLAB_RATELIMIT_CONFIRM = env("LEERLAB_RATELIMIT_CONFIRM", default="30/10m")
+LEERLAB_RATELIMIT_LOGIN = env("LEERLAB_RATELIMIT_LOGIN", default="10/10m")
+RATELIMIT_VIEW = "leerlab.security.ratelimited"
+# A dead Redis means no counting, not refusing everyone: the django-redis
+# cache ignores its errors and returns None, which django-ratelimit then
+# treats as "not limited". Lock-outs (in the database) still apply.
+RATELIMIT_FAIL_OPEN = True
+
+# Admin login lock-out (django-axes): 5 failures (a wrong password or a
+# wrong verification code) lock that username from that address for 30
+# minutes. By the combination, so that nobody can lock an advisor out from
+# elsewhere by guessing at their username; spraying many usernames from one
+# address is what the per-address login rate limit above stops.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LEERLAB_LOCKOUT_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "leerlab.security.lockout"
+AXES_CLIENT_IP_CALLABLE = "leerlab.security.client_ip"
+# Not verbose: axes would log user agents; usernames and addresses it masks.
+AXES_VERBOSE = False
+
+SILENCED_SYSTEM_CHECKS = []
+if not SECURE_HSTS_PRELOAD:
+    # Preloading is opt-in, see SECURE_HSTS_PRELOAD above.
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
+if CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+    # Without REDIS_URL (`make run`, the test suite) rate limits count per
+    # process in the local memory cache, which django-ratelimit flags as not
+    # shared. That is the embedded default's known limit, not an error;
+    # production runs with REDIS_URL and gets django-redis, which it supports.
+    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 LOGIN_URL = "admin:login"
+# Where a login lands when its ?next= is missing or points off-site.
+LOGIN_REDIRECT_URL = "admin:index"
 
 # --- Logging: no personal data, ever; ids only. -----------------------------
 LOGGING = {
@@ -236,5 +362,11 @@ LOGGING = {
         # Django's request logger prints POST data of failed requests in
         # some versions; keep it at ERROR without bodies.
         "django.request": {"level": "ERROR"},
+        # At DEBUG these print personal data even with DJANGO_LOG_LEVEL=DEBUG
+        # meant for our own code: the template engine logs whole template
+        # contexts (a form with the officer's name in it), the database
+        # layer SQL with its parameters (issue #3).
+        "django.template": {"level": "INFO"},
+        "django.db.backends": {"level": "INFO"},
     },
 }

@@ -17,3 +17,14 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# Security (issue #3). The suite talks plain http to the test client, and
+# the tests that are about rate limits, lock-outs and two-factor login
+# switch them on themselves (tests/test_rate_limits.py,
+# tests/test_two_factor.py); elsewhere they would only get in the way
+# (hundreds of POSTs from one address; django-axes refuses client.login()
+# without a request).
+SECURE_SSL_REDIRECT = False
+RATELIMIT_ENABLE = False
+AXES_ENABLED = False
+LEERLAB_ADMIN_2FA = False

@@ -152,6 +152,20 @@ def registration_submit(
     return registration
 
 
+def _redact_token_in_outbox(*, registration: Registration, token: str) -> None:
+    """A used link is worthless, but keep no copy of it either: the
+    confirmation emails in the outbox lose the token once it is used.
+    Messages still waiting to be sent keep it (they must work)."""
+    from outbox.models import MessageStatus, OutboxMessage
+
+    for message in OutboxMessage.objects.filter(
+        registration=registration, kind="confirm_request", status=MessageStatus.SENT
+    ):
+        message.body_text = message.body_text.replace(token, "[gebruikt]")
+        message.body_html = message.body_html.replace(token, "[gebruikt]")
+        message.save(update_fields=["body_text", "body_html"])
+
+
 @dataclass(frozen=True)
 class ConfirmationResult:
     registration: Registration
@@ -227,6 +241,7 @@ def registration_confirm(*, token: str) -> ConfirmationResult:
         registration.confirmed_at = now
         registration.token_used_at = now
         registration.save(update_fields=["status", "confirmed_at", "token_used_at"])
+        _redact_token_in_outbox(registration=registration, token=token)
         message_queue(
             key=f"{template}:{registration.pk}",
             template=template,

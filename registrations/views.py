@@ -7,9 +7,12 @@ import logging
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
+from django_ratelimit.decorators import ratelimit
 
 from leerlab.errors import CohortBusy, LeerLabError
+from leerlab.security import confirm_rate, ratelimit_key, signup_rate
 from leerlab.selectors import lab_state, lab_states
 
 from . import errors
@@ -63,6 +66,9 @@ def _add_model_errors(form: SignupForm, exc: ValidationError) -> None:
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
+# Per client address (issue #3); over the limit: the 429 page
+# (leerlab.security.ratelimited).
+@ratelimit(group="signup", key=ratelimit_key, rate=signup_rate, method="POST")
 def signup(request, slug):
     state = lab_state(slug=slug)
     if state.cohort is None:
@@ -144,6 +150,11 @@ def _confirm_error(request, exc: LeerLabError):
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
+# Every look at a token counts, GET as well: guessing tokens is what this
+# stops (issue #3).
+@ratelimit(group="confirm", key=ratelimit_key, rate=confirm_rate)
+# The page carries the link's token and personal data: no cache keeps it.
+@never_cache
 def confirm(request, token):
     if request.method != "POST":
         # Mail scanners follow links: a GET shows a button and changes nothing.

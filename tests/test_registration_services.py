@@ -286,3 +286,15 @@ def test_other_person_of_same_municipality_gets_own_signup(cohort, haarlem):
     first = submit(cohort, haarlem)
     second = submit(cohort, haarlem, contact_email="collega@haarlem.nl")
     assert second.pk != first.pk
+
+
+def test_used_token_is_removed_from_sent_confirmation_email(cohort, haarlem, django_capture_on_commit_callbacks):
+    """Issue #3: tokens are kept only as hashes; the outbox copy goes once used."""
+    with django_capture_on_commit_callbacks(execute=True):
+        registration = submit(cohort, haarlem)
+    message = OutboxMessage.objects.get(registration=registration, kind="confirm_request")
+    token = message.body_text.split("/aanmelding/bevestig/")[1].split("/")[0]
+    services.registration_confirm(token=token)
+    message.refresh_from_db()
+    assert token not in message.body_text and token not in message.body_html
+    assert "[gebruikt]" in message.body_text

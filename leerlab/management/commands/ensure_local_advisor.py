@@ -23,11 +23,11 @@ DEFAULT_PASSWORD_FILE = Path(settings.BASE_DIR) / ".local-advisor"
 
 def _read_or_create_password(path: Path) -> str:
     try:
-        password = path.read_text(encoding="utf-8").strip()
+        stored = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        password = ""
-    if password:
-        return password
+        stored = None
+    if stored:
+        return stored
     password = secrets.token_urlsafe(18)
     # Readable by the owner only.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -86,3 +86,12 @@ class Command(BaseCommand):
             _("Lokaal adviseursaccount: gebruiker %(username)s, wachtwoord %(password)s — %(url)s")
             % {"username": USERNAME, "password": password, "url": f"{settings.SITE_URL}/admin/"}
         )
+        if settings.LEERLAB_ADMIN_2FA:
+            # Off by default while debugging; whoever turns it on needs a device.
+            self.stdout.write(
+                _(
+                    "Tweestapsverificatie staat aan (LEERLAB_ADMIN_2FA): maak een authenticator-app "
+                    "en reservecodes aan met `python manage.py add_totp_device %(username)s`."
+                )
+                % {"username": USERNAME}
+            )
