@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint audit venv dev-venv migrate worker beat serve clean
+.PHONY: run test lint audit loadtest venv dev-venv migrate worker beat serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ lint: dev-venv
 # bandit on our code, pip-audit on requirements.txt (see .ci/audit).
 audit: dev-venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash .ci/audit
+
+# Load test (issue #3): 50 officers for 2 minutes against gunicorn, with
+# PostgreSQL, Redis, a Celery worker, beat and an SMTP server; writes the
+# figures to loadtest/results/latest.md. PostgreSQL and Redis must be
+# running (as .ci/run starts them). Quick check:
+#   LOADTEST_DURATION=20s LOADTEST_USERS=10 make loadtest
+loadtest: venv
+	$(BIN)/python loadtest/run.py
 
 migrate: venv
 	$(BIN)/python manage.py migrate --no-input

@@ -32,6 +32,21 @@ def cohort_lock(*, cohort_id: int) -> Cohort:
         raise CohortBusy() from exc
 
 
+def lab_lock(*, lab_id: int) -> None:
+    """Lock a lab's row; call inside transaction.atomic(). Signups and
+    confirmations take it before the cohort lock (always in that order), so
+    that rules spanning a lab's cohorts hold under concurrency."""
+    from .models import LeerLab
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
+    try:
+        LeerLab.objects.select_for_update().only("pk").get(pk=lab_id)
+    except OperationalError as exc:
+        raise CohortBusy() from exc
+
+
 def cohort_seats_taken(*, cohort: Cohort) -> int:
     """Confirmed municipalities: seats count municipalities, not people."""
     from registrations.models import RegistrationStatus

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from leerlab.models import CURRENT_STATUSES, Cohort, CohortStatus
-from leerlab.services import cohort_lock, cohort_seats_taken
+from leerlab.services import cohort_lock, cohort_seats_taken, lab_lock
 from leerlab.tasking import enqueue_on_commit
 from municipalities.models import Municipality
 from outbox.services import message_queue
@@ -51,13 +51,15 @@ def municipality_check_participating(*, municipality: Municipality) -> None:
         raise errors.MunicipalityInactive()
 
 
-def _has_live_registration(*, cohort_id: int, municipality_id: int, exclude_pk=None) -> bool:
-    qs = Registration.objects.filter(
-        cohort_id=cohort_id, municipality_id=municipality_id, status__in=LIVE_STATUSES
+def _live_in_lab(*, lab_id: int, municipality_id: int):
+    """The municipality's live registrations in the lab's current cohorts:
+    a municipality takes part in (or waits for) one run of a lab at a time."""
+    return Registration.objects.filter(
+        cohort__lab_id=lab_id,
+        cohort__status__in=CURRENT_STATUSES,
+        municipality_id=municipality_id,
+        status__in=LIVE_STATUSES,
     )
-    if exclude_pk is not None:
-        qs = qs.exclude(pk=exclude_pk)
-    return qs.exists()
 
 
 def _queue_confirmation_request(registration: Registration, token: str) -> None:
@@ -101,7 +103,7 @@ def registration_submit(
     municipality_check_participating(municipality=municipality)
     if cohort.status not in CURRENT_STATUSES:
         raise errors.SignupClosed()
-    if _has_live_registration(cohort_id=cohort.pk, municipality_id=municipality.pk):
+    if _live_in_lab(lab_id=cohort.lab_id, municipality_id=municipality.pk).exists():
         raise errors.AlreadyRegistered()
 
     now = timezone.now()
@@ -125,14 +127,16 @@ def registration_submit(
     )
     registration.full_clean()
     with transaction.atomic():
-        # The cohort lock serialises signups of one cohort, so identical
-        # submits fired at once are recognised as one.
-        cohort_lock(cohort_id=cohort.pk)
-        if _has_live_registration(cohort_id=cohort.pk, municipality_id=municipality.pk):
+        # The lab lock serialises signups of one lab, so identical submits
+        # fired at once are recognised as one, even when an advisor opens a
+        # new cohort between the two clicks.
+        lab_lock(lab_id=cohort.lab_id)
+        if _live_in_lab(lab_id=cohort.lab_id, municipality_id=municipality.pk).exists():
             raise errors.AlreadyRegistered()
         duplicate = (
             Registration.objects.filter(
-                cohort=cohort,
+                cohort__lab_id=cohort.lab_id,
+                cohort__status__in=CURRENT_STATUSES,
                 municipality=municipality,
                 status=RegistrationStatus.PENDING,
                 contact_email__iexact=registration.contact_email,
@@ -199,6 +203,7 @@ def registration_confirm(*, token: str) -> ConfirmationResult:
     are confirmed and the cohort takes seats, else the waitlist."""
     found = registration_for_token(token=token)
     with transaction.atomic():
+        lab_lock(lab_id=found.cohort.lab_id)
         cohort = cohort_lock(cohort_id=found.cohort_id)
         registration = (
             Registration.objects.select_for_update().select_related("municipality").get(pk=found.pk)
@@ -215,18 +220,15 @@ def registration_confirm(*, token: str) -> ConfirmationResult:
         if cohort.status not in CURRENT_STATUSES:
             raise errors.SignupClosed()
         live = (
-            Registration.objects.filter(
-                cohort_id=cohort.pk, municipality_id=registration.municipality_id, status__in=LIVE_STATUSES
-            )
+            _live_in_lab(lab_id=cohort.lab_id, municipality_id=registration.municipality_id)
             .exclude(pk=registration.pk)
-            .select_related("municipality")
+            .select_related("municipality", "cohort__lab")
             .first()
         )
         if live is not None:
             if live.contact_email.lower() == registration.contact_email.lower():
                 # The same person signed up twice (a double submit) and now
                 # uses the other link: show the outcome they already have.
-                live.cohort = cohort
                 return ConfirmationResult(registration=live, newly_confirmed=False)
             raise errors.AlreadyRegistered()
 

@@ -298,3 +298,26 @@ def test_used_token_is_removed_from_sent_confirmation_email(cohort, haarlem, dja
     message.refresh_from_db()
     assert token not in message.body_text and token not in message.body_html
     assert "[gebruikt]" in message.body_text
+
+
+def test_second_click_after_a_new_cohort_opened_is_still_one_signup(cohort, haarlem):
+    """Issue #3 (found by the load test): a double submit straddling a new cohort."""
+    from leerlab.services import cohort_create
+
+    first = submit(cohort, haarlem)
+    newer = cohort_create(lab_id=cohort.lab_id)
+    second = submit(newer, haarlem)
+    assert second.pk == first.pk
+    assert Registration.objects.count() == 1
+
+
+def test_municipality_with_a_place_in_one_run_cannot_join_another_current_run(cohort, haarlem):
+    from leerlab.services import cohort_create
+
+    RegistrationFactory(cohort=cohort, municipality=haarlem, confirmed=True)
+    newer = cohort_create(lab_id=cohort.lab_id)
+    with pytest.raises(errors.AlreadyRegistered):
+        submit(newer, haarlem, contact_email="collega@haarlem.nl")
+    pending = RegistrationFactory(cohort=newer, municipality=haarlem)
+    with pytest.raises(errors.AlreadyRegistered):
+        services.registration_confirm(token=pending.token)
