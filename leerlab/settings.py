@@ -180,12 +180,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing must fail fast when Redis is down: the request has already
-# committed and the sweep will pick the work up.
+# committed and the sweep will pick the work up. One retry reconnects a
+# pooled connection that a Redis restart broke.
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 1,
-    "socket_timeout": 5,
+    # A Redis that hangs costs a publish (with its retry) about three of
+    # these; Redis answers in microseconds when it is well. The worker's
+    # BRPOP is read only once Redis has answered, so it is not cut short.
+    "socket_timeout": 1,
     # Longer than any task may run, so acks_late never redelivers a task
     # that is still running.
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),

@@ -658,12 +658,7 @@ def check_rules(smtp: SmtpSpool, accepted_signups: int, newly_confirmed: int) ->
         Check(
             "a double submit is one signup (also when a new cohort opens in between)",
             extra_rows == 0,
-            f"{len(split)} double submit(s) became two signups in two cohorts of the same lab "
-            "(the resubmit window of registration_submit looks at one cohort only)",
-            # Known: only when an advisor opens a new cohort between the two
-            # clicks. Reported, not fatal, until registration_submit looks
-            # for the earlier signup in every current cohort of the lab.
-            fatal=False,
+            f"{len(split)} double submit(s) became two signups in two cohorts of the same lab",
         )
     )
 

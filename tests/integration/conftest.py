@@ -9,6 +9,7 @@ configured; under CI=true the root conftest turns any skip into a failure.
 import email
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -38,9 +39,13 @@ WORKER_READY_TIMEOUT = 45
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    worker = item.funcargs.get("celery_worker") if hasattr(item, "funcargs") else None
-    if report.failed and isinstance(worker, CeleryWorker):
-        report.sections.append(("celery worker log (tail)", worker.log_tail()))
+    if not report.failed or not hasattr(item, "funcargs"):
+        return
+    # Every fixture value that keeps a process log: the worker here, the
+    # processes of the fault tests (tests/integration/faults_support.py).
+    for name, value in item.funcargs.items():
+        if callable(getattr(value, "log_tail", None)):
+            report.sections.append((f"{name} log (tail)", value.log_tail()))
 
 
 # --- Requirements ------------------------------------------------------------
@@ -190,16 +195,29 @@ def _test_database_url() -> str:
 
 
 class CeleryWorker:
-    """A `celery -A leerlab worker` subprocess on the test database."""
+    """A `celery -A leerlab worker` subprocess on the test database.
 
-    def __init__(self, *, app, broker_url: str, smtp: SmtpRecorder):
+    `env` adds to or overrides the environment (e.g. LEERLAB_MAIL_STUCK_AFTER,
+    CELERY_VISIBILITY_TIMEOUT); `kill()` and `restart()` play a worker that
+    dies or is restarted by its supervisor (tests/integration/test_faults.py).
+    """
+
+    def __init__(
+        self,
+        *,
+        app,
+        broker_url: str,
+        smtp: SmtpRecorder,
+        env: dict[str, str] | None = None,
+        concurrency: int = 2,
+    ):
         self.app = app
         self.broker_url = broker_url
-        self.hostname = f"leerlab-it-{uuid.uuid4().hex[:8]}@localhost"
+        self.concurrency = concurrency
         handle, name = tempfile.mkstemp(prefix="celery-worker-", suffix=".log")
         os.close(handle)
         self.log_path = Path(name)
-        env = {
+        self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "leerlab.settings",
             "DJANGO_SECRET_KEY": "test-only-not-secret",
@@ -214,7 +232,16 @@ class CeleryWorker:
             "PYTHONUNBUFFERED": "1",
         }
         for variable in ("EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD"):
-            env.pop(variable, None)
+            self.env.pop(variable, None)
+        self.env.update(env or {})
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
+        """Start the worker (again), under a fresh node name, appending to
+        the same log."""
+        assert self.process is None or self.process.poll() is not None, "worker already running"
+        self.hostname = f"leerlab-it-{uuid.uuid4().hex[:8]}@localhost"
         celery_bin = Path(sys.executable).with_name("celery")
         command = [
             str(celery_bin) if celery_bin.exists() else sys.executable,
@@ -224,7 +251,7 @@ class CeleryWorker:
             "worker",
             # Two processes: "twice at the same time" really runs in parallel.
             "--pool=prefork",
-            "--concurrency=2",
+            f"--concurrency={self.concurrency}",
             "--without-heartbeat",
             "--without-gossip",
             "--without-mingle",
@@ -233,15 +260,32 @@ class CeleryWorker:
             self.hostname,
         ]
         # A session of its own, so teardown can end the pool children too.
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command,
                 cwd=REPO_ROOT,
-                env=env,
+                env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to the whole worker (main process and pool children),
+        as the OOM killer or a lost machine would, and wait until the main
+        process is gone."""
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=15)
+
+    def restart(self, *, env: dict[str, str] | None = None) -> None:
+        """Stop (warm) and start again, optionally with changed environment."""
+        self.stop()
+        self.env.update(env or {})
+        self.start()
+        self.wait_ready()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -254,6 +298,12 @@ class CeleryWorker:
         return sum(
             1 for line in self.log().splitlines() if f"Task {task_name}[" in line and "received" in line
         )
+
+    def received_ids(self, task_name: str) -> list[str]:
+        """The ids of the tasks of this name received so far, in order: a
+        task that Redis delivers again keeps its id, a new one gets another."""
+        pattern = re.compile(rf"Task {re.escape(task_name)}\[([0-9a-f-]+)\] received")
+        return [match.group(1) for match in pattern.finditer(self.log())]
 
     def wait_ready(self, timeout: float = WORKER_READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
@@ -351,6 +401,12 @@ def _reset_broker_connections(app) -> None:
     if amqp is not None and amqp._producer_pool is not None:
         amqp._producer_pool.force_close_all()
         amqp._producer_pool = None
+    # Celery takes its producer pool from kombu's global registry, keyed by
+    # broker URL: without this, the next use of the same URL would get the
+    # pool closed above ("Acquire on closed pool").
+    from kombu import pools
+
+    pools.reset()
     if "control" in app.__dict__:
         del app.__dict__["control"]
 
