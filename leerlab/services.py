@@ -27,7 +27,11 @@ def cohort_lock(*, cohort_id: int) -> Cohort:
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
     try:
-        return Cohort.objects.select_for_update().select_related("lab").get(pk=cohort_id)
+        # of=("self",): the cohort row only. Without it PostgreSQL also locks
+        # the joined lab row, in the same statement and after the cohort row,
+        # which deadlocks with a confirmation that holds the lab lock and
+        # waits for this cohort (issue #3).
+        return Cohort.objects.select_for_update(of=("self",)).select_related("lab").get(pk=cohort_id)
     except OperationalError as exc:
         raise CohortBusy() from exc
 

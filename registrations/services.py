@@ -287,7 +287,11 @@ def registration_resend_confirmation(*, registration_id: int) -> bool:
     old link stops working). Returns False when there is nothing to resend."""
     with transaction.atomic():
         registration = (
-            Registration.objects.select_for_update().select_related("cohort__lab").get(pk=registration_id)
+            # The registration row only: locking its cohort and lab here, out
+            # of the lab-then-cohort order, could deadlock with a confirmation.
+            Registration.objects.select_for_update(of=("self",))
+            .select_related("cohort__lab")
+            .get(pk=registration_id)
         )
         if registration.status != RegistrationStatus.PENDING:
             return False

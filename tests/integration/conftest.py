@@ -43,8 +43,10 @@ def pytest_runtest_makereport(item, call):
         return
     # Every fixture value that keeps a process log: the worker here, the
     # processes of the fault tests (tests/integration/faults_support.py).
+    shown = set()
     for name, value in item.funcargs.items():
-        if callable(getattr(value, "log_tail", None)):
+        if callable(getattr(value, "log_tail", None)) and id(value) not in shown:
+            shown.add(id(value))
             report.sections.append((f"{name} log (tail)", value.log_tail()))
 
 
