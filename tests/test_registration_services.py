@@ -288,7 +288,9 @@ def test_other_person_of_same_municipality_gets_own_signup(cohort, haarlem):
     assert second.pk != first.pk
 
 
-def test_used_token_is_removed_from_sent_confirmation_email(cohort, haarlem, django_capture_on_commit_callbacks):
+def test_used_token_is_removed_from_sent_confirmation_email(
+    cohort, haarlem, django_capture_on_commit_callbacks
+):
     """Issue #3: tokens are kept only as hashes; the outbox copy goes once used."""
     with django_capture_on_commit_callbacks(execute=True):
         registration = submit(cohort, haarlem)
