@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint audit loadtest venv dev-venv migrate worker beat serve clean
+.PHONY: run test lint audit loadtest translations venv dev-venv migrate worker beat serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,14 +25,19 @@ venv: $(VENV)/.installed
 
 dev-venv: $(VENV)/.installed-dev
 
+# Compiled translations (build output, gitignored), with Babel: no GNU
+# gettext needed. Test settings: the command reads only LOCALE_PATHS.
+translations: venv
+	DJANGO_SETTINGS_MODULE=leerlab.settings_test $(BIN)/python manage.py compile_translations --verbosity 0
+
 # The embedded default: SQLite, tasks in-process, email on the console.
 run: export DJANGO_DEBUG ?= 1
-run: venv
+run: venv translations
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_local_advisor
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: dev-venv
+test: dev-venv translations
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: dev-venv
@@ -56,11 +61,11 @@ migrate: venv
 	$(BIN)/python manage.py migrate --no-input
 
 # Production processes; configure them through the environment (README).
-serve: venv
+serve: venv translations
 	$(BIN)/python manage.py collectstatic --no-input
 	$(BIN)/gunicorn leerlab.wsgi:application --bind $(HOST):$(PORT) --workers 3
 
-worker: venv
+worker: venv translations
 	$(BIN)/celery -A leerlab worker --loglevel=INFO --concurrency=2
 
 beat: venv

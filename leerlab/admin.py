@@ -43,14 +43,33 @@ class LeerLabAdmin(admin.ModelAdmin):
     list_display_links = ("title",)
     list_editable = ("position",)
     search_fields = ("title",)
-    fields = (
-        "title",
-        "slug",
-        "summary",
-        "description",
-        "duration",
-        ("min_municipalities", "max_municipalities"),
-        "position",
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "title",
+                    "slug",
+                    "summary",
+                    "description",
+                    "duration",
+                    ("min_municipalities", "max_municipalities"),
+                    "position",
+                )
+            },
+        ),
+        (
+            # Shown under /en/ and in email to officers who signed up in
+            # English; an empty field falls back to the Dutch text (issue #4).
+            _("Engelse teksten"),
+            {
+                "description": _(
+                    "Voor de Engelse versie van het portaal (onder /en/) en de e-mail aan wie zich in het "
+                    "Engels aanmeldde. Laat u een veld leeg, dan verschijnt de Nederlandse tekst."
+                ),
+                "fields": ("title_en", "summary_en", "description_en", "duration_en"),
+            },
+        ),
     )
 
     def get_readonly_fields(self, request, obj=None):

@@ -58,6 +58,65 @@ LABS = [
     },
 ]
 
+# English versions of the texts above, for the pages under /en/ and the
+# email to officers who signed up in English (issue #4). Keyed by slug: the
+# slugs stay Dutch in both languages. Advisors edit them in the admin.
+LABS_EN = {
+    "startplan-wijkaanpak-aardgasvrij": {
+        "title_en": "Start plan for a natural-gas-free neighbourhood approach",
+        "summary_en": (
+            "Get your neighbourhood approach off the starting blocks: explore the biggest challenges "
+            "together and come up with solutions, so that you go into the neighbourhood well prepared."
+        ),
+        "description_en": (
+            "Before municipalities go into a neighbourhood, the basics must be in place. Many "
+            "municipalities take a phased approach: homes are first made ready for connection to a "
+            "sustainable heat source through good insulation, possibly combined with a hybrid heat pump "
+            "as an intermediate step towards natural-gas-free. In this Leer Lab you and other "
+            "municipalities get your neighbourhood approach off the starting blocks."
+        ),
+    },
+    "doelgroepgerichte-aanpak-aardgasvrij-ready": {
+        "title_en": "Target-group approach to natural-gas-free-ready homes",
+        "summary_en": (
+            "Together, devise a target-group approach for your municipality that encourages residents to "
+            "take steps with insulation and hybrid or natural-gas-free heating solutions."
+        ),
+        "description_en": (
+            "Many municipalities choose a step-by-step approach: good insulation first, then a hybrid heat "
+            "pump as an intermediate step, and finally natural-gas-free. In this Leer Lab you work out "
+            "together how to encourage different groups of residents to take those steps."
+        ),
+    },
+    "organisatie-inrichting-warmtetransitie": {
+        "title_en": "Organising for the heat transition",
+        "summary_en": (
+            "How do I set up my municipal organisation so that it is ready for the heat transition? How do "
+            "I position the organisation within the municipality, and in the region? How do we organise "
+            "the heat transition in a smart way?"
+        ),
+        "description_en": (
+            "Getting the basics in place means putting the organisation in order and making sure that "
+            "ambitions and plans are supported by the municipal organisation. In this Leer Lab you work on "
+            "setting up your organisation for the heat transition, within the municipality and in the region."
+        ),
+    },
+    "verhaal-warmtetransitie": {
+        "title_en": "Telling the story of the heat transition",
+        "summary_en": (
+            "How do I (after the heat transition vision, TVW) have effective conversations with my "
+            "residents about the heat transition? How do I explain its links with other (sustainability) "
+            "topics, and how do I tailor my story to different types of residents?"
+        ),
+        "description_en": (
+            "In Noord-Holland, 15 heat transition visions (Transitievisies Warmte) have been adopted, and "
+            "the other municipalities are working on theirs. A clear message to residents is part of "
+            "getting the basics in place. In this Leer Lab you work on your municipality's story about the "
+            "heat transition."
+        ),
+    },
+}
+
 
 def seed_labs(*, lab_model, cohort_model) -> None:
     """Create the four labs, each with one open cohort; leaves existing ones alone."""
@@ -68,3 +127,17 @@ def seed_labs(*, lab_model, cohort_model) -> None:
         )
         if not cohort_model.objects.filter(lab=lab).exists():
             cohort_model.objects.create(lab=lab, number=1, status="open")
+
+
+def seed_labs_english(*, lab_model) -> None:
+    """Fill in the English texts of the four labs where they are still empty
+    (an advisor's own English text is never overwritten)."""
+    for slug, texts in LABS_EN.items():
+        lab = lab_model.objects.filter(slug=slug).first()
+        if lab is None:
+            continue
+        changed = [field for field, text in texts.items() if not getattr(lab, field)]
+        for field in changed:
+            setattr(lab, field, texts[field])
+        if changed:
+            lab.save(update_fields=changed)

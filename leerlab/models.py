@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 
@@ -11,6 +12,12 @@ class LeerLab(models.Model):
     summary = models.TextField(_("samenvatting"))
     description = models.TextField(_("beschrijving"), blank=True)
     duration = models.CharField(_("duur"), max_length=100, blank=True)
+    # The public pages and emails in English (under /en/) show these when
+    # filled in, else the Dutch text (issue #4); see the local_* properties.
+    title_en = models.CharField(_("titel (Engels)"), max_length=200, blank=True)
+    summary_en = models.TextField(_("samenvatting (Engels)"), blank=True)
+    description_en = models.TextField(_("beschrijving (Engels)"), blank=True)
+    duration_en = models.CharField(_("duur (Engels)"), max_length=100, blank=True)
     min_municipalities = models.PositiveSmallIntegerField(
         _("minimum aantal gemeenten"), default=3, validators=[MinValueValidator(1)]
     )
@@ -32,6 +39,33 @@ class LeerLab(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    # Texts in the active language: the English field under /en/ (and in
+    # an email rendered in English) when an advisor filled it in, else the
+    # Dutch original. Slugs stay Dutch in both languages (DESIGN.md).
+    def _localized(self, field: str) -> str:
+        language = (get_language() or "").split("-")[0]
+        if language and language != "nl":
+            translated = getattr(self, f"{field}_{language}", "")
+            if translated:
+                return translated
+        return getattr(self, field)
+
+    @property
+    def local_title(self) -> str:
+        return self._localized("title")
+
+    @property
+    def local_summary(self) -> str:
+        return self._localized("summary")
+
+    @property
+    def local_description(self) -> str:
+        return self._localized("description")
+
+    @property
+    def local_duration(self) -> str:
+        return self._localized("duration")
 
     def clean(self):
         from django.core.exceptions import ValidationError
