@@ -119,7 +119,7 @@ def test_check_deploy_catches_each_switch_turned_off(env, check_id):
 
 
 def test_production_refuses_to_start_without_a_secret_key():
-    env = _production_env()
+    env = _production_env(DJANGO_DEBUG="0")
     del env["DJANGO_SECRET_KEY"]
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
@@ -515,3 +515,36 @@ def test_404_pages_show_no_personal_data(client, cohort):
         body = response.content.decode()
         for value in [registration.contact_email, registration.contact_name, registration.case_title]:
             assert value not in body, url
+
+
+def test_management_commands_without_any_configuration_use_the_embedded_defaults(tmp_path):
+    """A fresh clone: `python manage.py migrate` needs no environment (#2)."""
+    env = _production_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    for key in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS"):
+        del env[key]
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_wsgi_refuses_to_start_without_a_secret_key():
+    env = _production_env()
+    del env["DJANGO_SECRET_KEY"]
+    result = subprocess.run(
+        [sys.executable, "-c", "import leerlab.wsgi"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
