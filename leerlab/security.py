@@ -84,6 +84,10 @@ def login_rate(group, request) -> str:
     return settings.LEERLAB_RATELIMIT_LOGIN
 
 
+def selfservice_rate(group, request) -> str:
+    return settings.LEERLAB_RATELIMIT_SELFSERVICE
+
+
 def ratelimited(request, exception=None):
     """RATELIMIT_VIEW: the friendly "too many attempts" page, status 429."""
     return render(request, "429.html", status=429)

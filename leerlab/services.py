@@ -111,6 +111,7 @@ def _promote_waitlist(cohort: Cohort, seats: int) -> int:
     """Give free seats of a cohort that takes seats to the waitlist, first
     confirmed first, each with an email. Returns the new seat count."""
     from registrations.models import Registration, RegistrationStatus
+    from registrations.services import registration_event_record
 
     free = cohort.lab.max_municipalities - seats
     if free <= 0 or cohort.status not in (CohortStatus.OPEN, CohortStatus.STARTED):
@@ -124,6 +125,7 @@ def _promote_waitlist(cohort: Cohort, seats: int) -> int:
     for registration in waiting:
         registration.status = RegistrationStatus.CONFIRMED
         registration.save(update_fields=["status"])
+        registration_event_record(registration=registration, action="promoted", actor="system")
         message_queue(
             key=f"promoted:{cohort.pk}:registration:{registration.pk}",
             template="waitlist_promoted",
@@ -251,8 +253,10 @@ def sweep() -> dict:
         except CohortBusy:
             logger.info("sweep: cohort %s busy, next sweep retries", cohort_id)
     from registrations.services import registrations_purge_expired
+    from selfservice.services import access_links_purge
 
     purged = registrations_purge_expired()
+    access_links_purge()
     due = outbox_due_ids()
     for message_id in due:
         try:

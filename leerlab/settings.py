@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "leerlab",
     "registrations",
     "outbox",
+    "selfservice",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -204,6 +206,12 @@ CELERY_BEAT_SCHEDULE = {
         # A sweep that could not run in time is superseded by the next one.
         "options": {"expires": LEERLAB_SWEEP_INTERVAL},
     },
+    # Anonymise what is past its retention period (issue #5), once a day.
+    "privacy-retention": {
+        "task": "privacy.tasks.run_retention",
+        "schedule": 24 * 60 * 60,
+        "options": {"expires": 60 * 60},
+    },
 }
 
 # --- Email ----------------------------------------------------------------
@@ -233,6 +241,15 @@ LEERLAB_MAIL_MAX_ATTEMPTS = env.int("LEERLAB_MAIL_MAX_ATTEMPTS", default=8)
 LEERLAB_MAIL_STUCK_AFTER = env.int("LEERLAB_MAIL_STUCK_AFTER", default=120)
 # The version of the privacy statement an officer consents to.
 LEERLAB_PRIVACY_VERSION = "2026-11"
+# Months after a cohort was completed or cancelled before the personal data
+# of its registrations is anonymised (issue #5; the privacy statement says it).
+LEERLAB_RETENTION_MONTHS = env.int("LEERLAB_RETENTION_MONTHS", default=12)
+# "Mijn aanmeldingen" (issue #5): the emailed link is single use and valid
+# this many minutes; the session it opens ends after this many idle
+# minutes; a handover link to a colleague is valid this many days.
+LEERLAB_SELFSERVICE_LINK_MINUTES = env.int("LEERLAB_SELFSERVICE_LINK_MINUTES", default=60)
+LEERLAB_SELFSERVICE_SESSION_MINUTES = env.int("LEERLAB_SELFSERVICE_SESSION_MINUTES", default=30)
+LEERLAB_SELFSERVICE_HANDOVER_DAYS = env.int("LEERLAB_SELFSERVICE_HANDOVER_DAYS", default=7)
 
 # --- Security (issue #3) ----------------------------------------------------
 # Production (DJANGO_DEBUG off) is strict by default; every switch below
@@ -315,6 +332,8 @@ RATELIMIT_ENABLE = env.bool("LEERLAB_RATELIMIT_ENABLED", default=True)
 LEERLAB_RATELIMIT_SIGNUP = env("LEERLAB_RATELIMIT_SIGNUP", default="10/10m")
 LEERLAB_RATELIMIT_CONFIRM = env("LEERLAB_RATELIMIT_CONFIRM", default="30/10m")
 LEERLAB_RATELIMIT_LOGIN = env("LEERLAB_RATELIMIT_LOGIN", default="10/10m")
+# Requests for a "mijn aanmeldingen" link (each may send an email).
+LEERLAB_RATELIMIT_SELFSERVICE = env("LEERLAB_RATELIMIT_SELFSERVICE", default="5/10m")
 RATELIMIT_VIEW = "leerlab.security.ratelimited"
 # A dead Redis means no counting, not refusing everyone: the django-redis
 # cache ignores its errors and returns None, which django-ratelimit then

@@ -43,6 +43,7 @@ def privacy(request):
         {
             "privacy_version": settings.LEERLAB_PRIVACY_VERSION,
             "confirmation_days": settings.LEERLAB_CONFIRMATION_DAYS,
+            "retention_months": settings.LEERLAB_RETENTION_MONTHS,
             "contact_address": _contact_address(),
         },
     )

@@ -13,7 +13,7 @@ from leerlab.errors import LeerLabError
 from leerlab.models import Cohort
 from outbox.models import OutboxMessage
 
-from .models import Registration
+from .models import Registration, RegistrationEvent
 from .services import registration_resend_email
 
 
@@ -58,6 +58,32 @@ class OutboxMessageInline(admin.TabularInline):
         return False
 
 
+class RegistrationEventInline(admin.TabularInline):
+    """Every change of this registration: who, what, when (issue #5)."""
+
+    model = RegistrationEvent
+    fields = ("created_at", "action", "actor", "details")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    ordering = ("created_at", "pk")
+    verbose_name_plural = _("geschiedenis van deze aanmelding")
+
+    def has_view_permission(self, request, obj=None):
+        # Part of the registration: whoever may see it sees its history.
+        return request.user.has_perm("registrations.view_registration")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Registration)
 class RegistrationAdmin(admin.ModelAdmin):
     list_display = (
@@ -84,7 +110,7 @@ class RegistrationAdmin(admin.ModelAdmin):
     search_help_text = _("Zoek op gemeente, contactpersoon, e-mailadres of titel van de case.")
     date_hierarchy = "created_at"
     actions = ("resend_email",)
-    inlines = (OutboxMessageInline,)
+    inlines = (RegistrationEventInline, OutboxMessageInline)
     # token_hash is never shown: it is not in any fieldset.
     fieldsets = (
         (None, {"fields": ("cohort", "municipality", "status", "confirmed_at", "withdrawn_at")}),
@@ -113,6 +139,7 @@ class RegistrationAdmin(admin.ModelAdmin):
                     "token_expires_at",
                     "token_used_at",
                     "start_notified_at",
+                    "anonymised_at",
                 ),
             },
         ),
@@ -135,6 +162,7 @@ class RegistrationAdmin(admin.ModelAdmin):
         "token_expires_at",
         "token_used_at",
         "start_notified_at",
+        "anonymised_at",
     )
 
     @admin.display(description=_("Leer Lab"), ordering="cohort__lab__title")

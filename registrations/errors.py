@@ -61,3 +61,24 @@ class TokenExpired(RegistrationError):
 
 class TokenUsed(RegistrationError):
     message = _("Deze bevestigingslink is al gebruikt.")
+
+
+# Self-service (issue #5).
+class AlreadyWithdrawn(RegistrationError):
+    message = _("Deze aanmelding is al afgemeld.")
+
+
+class RegistrationClosedForChanges(RegistrationError):
+    message = _("Deze aanmelding kan niet meer worden gewijzigd.")
+
+
+class HandoverToSelf(RegistrationError):
+    field = "contact_email"
+    message = _("Vul het e-mailadres van uw collega in, niet uw eigen e-mailadres.")
+
+
+class HandoverLinkInvalid(RegistrationError):
+    message = _(
+        "Deze link om een aanmelding over te nemen is ongeldig, verlopen of al gebruikt. "
+        "Vraag uw collega de aanmelding opnieuw aan u over te dragen."
+    )

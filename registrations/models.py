@@ -84,6 +84,8 @@ class Registration(models.Model):
     withdrawn_at = models.DateTimeField(_("afgemeld op"), null=True, blank=True)
     # Set when the "van start" email for this registration was queued.
     start_notified_at = models.DateTimeField(_("startbericht verstuurd op"), null=True, blank=True)
+    # Set when the personal data was erased (AVG); the row stays for counts.
+    anonymised_at = models.DateTimeField(_("geanonimiseerd op"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("aanmelding")
@@ -102,3 +104,37 @@ class Registration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.municipality} – {self.cohort}"
+
+
+class RegistrationEventAction(models.TextChoices):
+    SUBMITTED = "submitted", _("aangemeld")
+    CONFIRMED = "confirmed", _("bevestigd")
+    WAITLISTED = "waitlisted", _("op de wachtlijst gezet")
+    PROMOTED = "promoted", _("van de wachtlijst naar een plaats")
+    CASE_CHANGED = "case_changed", _("case gewijzigd")
+    HANDOVER_REQUESTED = "handover_requested", _("overdracht aangevraagd")
+    HANDED_OVER = "handed_over", _("overgedragen aan een collega")
+    WITHDRAWN = "withdrawn", _("afgemeld")
+    ANONYMISED = "anonymised", _("geanonimiseerd")
+
+
+class RegistrationEvent(models.Model):
+    """One change of a registration: who, what, when (issue #5). Written by
+    the services only; `details` names what changed, never the contents."""
+
+    registration = models.ForeignKey(
+        Registration, on_delete=models.CASCADE, related_name="events", verbose_name=_("aanmelding")
+    )
+    created_at = models.DateTimeField(_("tijdstip"), auto_now_add=True, db_index=True)
+    # "officer (...)", an advisor's username or "system": no email addresses.
+    actor = models.CharField(_("door"), max_length=150)
+    action = models.CharField(_("wat"), max_length=30, choices=RegistrationEventAction.choices)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("wijziging van een aanmelding")
+        verbose_name_plural = _("wijzigingen van aanmeldingen")
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} ({self.actor})"

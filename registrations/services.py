@@ -19,9 +19,33 @@ from municipalities.models import Municipality
 from outbox.services import message_queue
 
 from . import errors
-from .models import LIVE_STATUSES, Registration, RegistrationStatus
+from .models import (
+    LIVE_STATUSES,
+    Registration,
+    RegistrationEvent,
+    RegistrationEventAction,
+    RegistrationStatus,
+)
 
 logger = logging.getLogger(__name__)
+
+
+# Actors of RegistrationEvent: what acted, never an email address.
+ACTOR_SYSTEM = "system"
+ACTOR_SIGNUP = "officer (signup form)"
+ACTOR_CONFIRMATION = "officer (confirmation link)"
+ACTOR_SELFSERVICE = "officer (self-service)"
+ACTOR_HANDOVER = "colleague (handover link)"
+
+
+def registration_event_record(
+    *, registration: Registration, action: str, actor: str, details: dict | None = None
+) -> RegistrationEvent:
+    """Record one change of a registration (issue #5); call inside the
+    transaction that makes the change."""
+    return RegistrationEvent.objects.create(
+        registration=registration, action=action, actor=actor[:150], details=details or {}
+    )
 
 
 # The same person submitting the same signup within this window made a
@@ -151,6 +175,9 @@ def registration_submit(
             logger.info("registration %s submitted again; kept as one", duplicate.pk)
             return duplicate
         registration.save()
+        registration_event_record(
+            registration=registration, action=RegistrationEventAction.SUBMITTED, actor=ACTOR_SIGNUP
+        )
         _queue_confirmation_request(registration, token)
     logger.info("registration %s submitted for cohort %s", registration.pk, cohort.pk)
     return registration
@@ -243,6 +270,15 @@ def registration_confirm(*, token: str) -> ConfirmationResult:
         registration.confirmed_at = now
         registration.token_used_at = now
         registration.save(update_fields=["status", "confirmed_at", "token_used_at"])
+        registration_event_record(
+            registration=registration,
+            action=(
+                RegistrationEventAction.CONFIRMED
+                if registration.status == RegistrationStatus.CONFIRMED
+                else RegistrationEventAction.WAITLISTED
+            ),
+            actor=ACTOR_CONFIRMATION,
+        )
         _redact_token_in_outbox(registration=registration, token=token)
         message_queue(
             key=f"{template}:{registration.pk}",
@@ -359,3 +395,303 @@ def registration_resend_email(*, registration_id: int) -> str:
             message_resend(message_id=message.pk)
             return "requeued"
     return "nothing"
+
+
+# --- Self-service (issue #5) -------------------------------------------------
+
+CASE_FIELDS = ("case_title", "case_description", "learning_needs")
+# Registrations an officer may still change: not withdrawn, not erased.
+CHANGEABLE_STATUSES = (RegistrationStatus.PENDING, *LIVE_STATUSES)
+
+
+@dataclass(frozen=True)
+class WithdrawalResult:
+    registration: Registration
+    freed_seat: bool
+    promoted: tuple[Registration, ...] = ()
+    reopened: bool = False
+    below_minimum: bool = False
+
+
+def _lock_registration_with_cohort(*, registration_id: int) -> tuple[Registration, Cohort]:
+    """Lab lock, then cohort lock, then the registration row: the order every
+    signup and confirmation takes, so none of them can deadlock."""
+    found = Registration.objects.select_related("cohort").only("pk", "cohort__lab_id").get(pk=registration_id)
+    lab_lock(lab_id=found.cohort.lab_id)
+    cohort = cohort_lock(cohort_id=found.cohort_id)
+    registration = (
+        Registration.objects.select_for_update(of=("self",))
+        .select_related("municipality")
+        .get(pk=registration_id)
+    )
+    registration.cohort = cohort
+    return registration, cohort
+
+
+def _queue_advisors(cohort: Cohort, *, key: str, template: str, context: dict) -> None:
+    for advisor in cohort.advisors.exclude(email="").order_by("pk"):
+        message_queue(
+            key=f"{key}:advisor:{advisor.pk}",
+            template=template,
+            to=advisor.email,
+            context={
+                "cohort": cohort,
+                "lab": cohort.lab,
+                "site_url": settings.SITE_URL,
+                "advisor": advisor,
+                **context,
+            },
+            language=settings.LANGUAGE_CODE,
+            cohort=cohort,
+        )
+
+
+def registration_withdraw(*, registration_id: int, actor: str) -> WithdrawalResult:
+    """Withdraw a registration (issue #5). A freed seat goes to the first
+    municipality on the waitlist (one "plaats" email); a closed cohort that
+    is not full again reopens; a started cohort never un-starts: advisors
+    are told when it falls below the minimum and decide."""
+    from leerlab.services import _apply_rules, _queue_start_emails
+
+    with transaction.atomic():
+        registration, cohort = _lock_registration_with_cohort(registration_id=registration_id)
+        if registration.status == RegistrationStatus.WITHDRAWN:
+            raise errors.AlreadyWithdrawn()
+        if registration.anonymised_at is not None:
+            raise errors.RegistrationClosedForChanges()
+        previous = registration.status
+        freed_seat = previous == RegistrationStatus.CONFIRMED
+        registration.status = RegistrationStatus.WITHDRAWN
+        registration.withdrawn_at = timezone.now()
+        registration.save(update_fields=["status", "withdrawn_at"])
+        registration_event_record(
+            registration=registration,
+            action=RegistrationEventAction.WITHDRAWN,
+            actor=actor,
+            details={"previous_status": previous},
+        )
+
+        promoted_before = set(
+            Registration.objects.filter(cohort=cohort, status=RegistrationStatus.CONFIRMED).values_list(
+                "pk", flat=True
+            )
+        )
+        reopened = False
+        if freed_seat and cohort.status in CURRENT_STATUSES:
+            was_closed = cohort.status == CohortStatus.CLOSED
+            if was_closed:
+                # Let the rules hand out the free seat: if the waitlist fills
+                # the cohort again they close it again (closed_at kept),
+                # otherwise it stays open for new signups.
+                cohort.status = CohortStatus.STARTED if cohort.started_at else CohortStatus.OPEN
+            _apply_rules(cohort)
+            if was_closed and cohort.status != CohortStatus.CLOSED:
+                cohort.closed_at = None
+                cohort.save(update_fields=["status", "closed_at"])
+                reopened = True
+            if cohort.started_at is not None:
+                _queue_start_emails(cohort)
+        promoted = tuple(
+            Registration.objects.filter(cohort=cohort, status=RegistrationStatus.CONFIRMED)
+            .exclude(pk__in=promoted_before)
+            .select_related("municipality")
+            .order_by("pk")
+        )
+        seats = cohort_seats_taken(cohort=cohort)
+        below_minimum = freed_seat and cohort.started_at is not None and seats < cohort.lab.min_municipalities
+        if previous in LIVE_STATUSES:
+            _queue_advisors(
+                cohort,
+                key=f"withdrawn:{registration.pk}",
+                template="registration_withdrawn_advisor",
+                context={
+                    "registration": registration,
+                    "had_seat": freed_seat,
+                    "promoted": promoted,
+                    "reopened": reopened,
+                    "seats": seats,
+                },
+            )
+        if below_minimum:
+            _queue_advisors(
+                cohort,
+                key=f"below_minimum:{cohort.pk}:{registration.pk}",
+                template="cohort_below_minimum_advisor",
+                context={"registration": registration, "seats": seats},
+            )
+    logger.info("registration %s withdrawn (was %s)", registration.pk, previous)
+    return WithdrawalResult(
+        registration=registration,
+        freed_seat=freed_seat,
+        promoted=promoted,
+        reopened=reopened,
+        below_minimum=below_minimum,
+    )
+
+
+def registration_update_case(
+    *,
+    registration_id: int,
+    case_title: str,
+    case_description: str,
+    learning_needs: str,
+    actor: str,
+) -> Registration:
+    """The officer edits the case and learning needs; the event names the
+    fields that changed, not their contents."""
+    with transaction.atomic():
+        registration = Registration.objects.select_for_update().get(pk=registration_id)
+        if registration.status not in CHANGEABLE_STATUSES or registration.anonymised_at is not None:
+            raise errors.RegistrationClosedForChanges()
+        new = {
+            "case_title": case_title.strip(),
+            "case_description": case_description.strip(),
+            "learning_needs": learning_needs.strip(),
+        }
+        changed = [name for name in CASE_FIELDS if getattr(registration, name) != new[name]]
+        if not changed:
+            return registration
+        for name in changed:
+            setattr(registration, name, new[name])
+        registration.full_clean()
+        registration.save(update_fields=changed)
+        registration_event_record(
+            registration=registration,
+            action=RegistrationEventAction.CASE_CHANGED,
+            actor=actor,
+            details={"fields": changed},
+        )
+    return registration
+
+
+def handover_url(*, token: str, language: str) -> str:
+    with translation.override(language):
+        path = reverse("selfservice:handover_confirm", kwargs={"token": token})
+    return f"{settings.SITE_URL}{path}"
+
+
+def registration_handover_request(
+    *,
+    registration_id: int,
+    contact_name: str,
+    contact_email: str,
+    actor: str,
+    contact_role: str = "",
+    contact_phone: str = "",
+    language: str = "nl",
+):
+    """Ask a colleague to take over a registration: they get an email with a
+    link and become the contact only when they confirm."""
+    from selfservice.models import HandoverRequest
+
+    with transaction.atomic():
+        registration = (
+            Registration.objects.select_for_update(of=("self",))
+            .select_related("cohort__lab", "municipality")
+            .get(pk=registration_id)
+        )
+        if registration.status not in CHANGEABLE_STATUSES or registration.anonymised_at is not None:
+            raise errors.RegistrationClosedForChanges()
+        if contact_email.strip().lower() == registration.contact_email.lower():
+            raise errors.HandoverToSelf()
+        token, hashed = _new_token()
+        request = HandoverRequest(
+            registration=registration,
+            contact_name=contact_name.strip(),
+            contact_email=contact_email.strip(),
+            contact_role=contact_role.strip(),
+            contact_phone=contact_phone.strip(),
+            token_hash=hashed,
+            expires_at=timezone.now() + timedelta(days=settings.LEERLAB_SELFSERVICE_HANDOVER_DAYS),
+        )
+        request.full_clean()
+        request.save()
+        registration_event_record(
+            registration=registration, action=RegistrationEventAction.HANDOVER_REQUESTED, actor=actor
+        )
+        message_queue(
+            key=f"handover:{request.pk}",
+            template="handover_request",
+            to=request.contact_email,
+            context={
+                "registration": registration,
+                "handover": request,
+                "lab": registration.cohort.lab,
+                "cohort": registration.cohort,
+                "handover_url": handover_url(token=token, language=language),
+                "expires_at": request.expires_at,
+                "site_url": settings.SITE_URL,
+            },
+            language=language,
+            registration=registration,
+            cohort=registration.cohort,
+        )
+    return request
+
+
+def handover_for_token(*, token: str):
+    """The open handover a link belongs to; raises HandoverLinkInvalid."""
+    from selfservice.models import HandoverRequest
+
+    if not token or len(token) > 100:
+        raise errors.HandoverLinkInvalid()
+    request = (
+        HandoverRequest.objects.select_related("registration__cohort__lab", "registration__municipality")
+        .filter(token_hash=token_hash(token), confirmed_at__isnull=True, expires_at__gt=timezone.now())
+        .first()
+    )
+    if request is None or request.registration.status not in CHANGEABLE_STATUSES:
+        raise errors.HandoverLinkInvalid()
+    return request
+
+
+def registration_handover_confirm(*, token: str) -> Registration:
+    """The colleague confirms: they become the registration's contact."""
+    from selfservice.models import HandoverRequest
+
+    found = handover_for_token(token=token)
+    with transaction.atomic():
+        registration = (
+            Registration.objects.select_for_update(of=("self",))
+            .select_related("municipality")
+            .get(pk=found.registration_id)
+        )
+        request = HandoverRequest.objects.select_for_update().get(pk=found.pk)
+        if (
+            request.confirmed_at is not None
+            or request.expires_at <= timezone.now()
+            or registration.status not in CHANGEABLE_STATUSES
+            or registration.anonymised_at is not None
+        ):
+            raise errors.HandoverLinkInvalid()
+        registration.contact_name = request.contact_name
+        registration.contact_email = request.contact_email
+        registration.contact_role = request.contact_role
+        registration.contact_phone = request.contact_phone
+        registration.email_domain_flagged = not registration.municipality.email_domain_matches(
+            request.contact_email
+        )
+        registration.full_clean()
+        registration.save(
+            update_fields=[
+                "contact_name",
+                "contact_email",
+                "contact_role",
+                "contact_phone",
+                "email_domain_flagged",
+            ]
+        )
+        request.confirmed_at = timezone.now()
+        request.save(update_fields=["confirmed_at"])
+        from selfservice.services import outbox_redact_token
+
+        outbox_redact_token(key=f"handover:{request.pk}", token=token)
+        # Other open handovers of this registration are void now.
+        HandoverRequest.objects.filter(registration=registration, confirmed_at__isnull=True).exclude(
+            pk=request.pk
+        ).update(expires_at=timezone.now())
+        registration_event_record(
+            registration=registration, action=RegistrationEventAction.HANDED_OVER, actor=ACTOR_HANDOVER
+        )
+    logger.info("registration %s handed over to a colleague", registration.pk)
+    return registration
