@@ -10,6 +10,7 @@ from django.db import transaction
 
 from leerlab.models import Cohort, CohortStatus
 from municipalities.models import Municipality
+from registrations.models import Registration
 from tests.factories import RegistrationFactory
 
 # WCAG 2.1 level A and AA, as EN 301 549 requires of Dutch public bodies.
@@ -22,6 +23,7 @@ AXE = Axe()
 NARROW = {"width": 320, "height": 800}
 DESKTOP = {"width": 1280, "height": 900}
 CONFIRM_LINK = re.compile(r"https?://\S+/aanmelding/bevestig/[A-Za-z0-9_-]+/")
+ACCESS_LINK = re.compile(r"https?://\S+/mijn-aanmeldingen/toegang/[A-Za-z0-9_-]+/")
 
 # Seeded labs (leerlab/migrations/0002_seed_labs.py), one per situation.
 LAB_OPEN = "verhaal-warmtetransitie"
@@ -269,6 +271,26 @@ def tour_public_pages(page, smtp, *, language: str, settings, check: Callable[[s
     visit("privacy", "/privacy/")
     visit("accessibility", "/toegankelijkheid/")
     visit("not-found", "/deze-pagina-bestaat-niet/", status=404)
+
+    # Self-service (issue #5): the officer asks for a link, opens it and
+    # visits every page of their registration, and the erasure page.
+    visit("selfservice-request", "/mijn-aanmeldingen/")
+    page.fill("#id_email", officer.email)
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    visit("selfservice-sent")
+    access = [m for m in smtp.to(officer.email) if ACCESS_LINK.search(m.text)]
+    assert len(access) == 1, "expected one email with a self-service link"
+    page.goto(ACCESS_LINK.search(access[0].text).group(0))
+    visit("selfservice-access")
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    visit("selfservice-overview")
+    registration = Registration.objects.get(contact_email=officer.email)
+    visit("selfservice-case", f"/mijn-aanmeldingen/{registration.pk}/case/")
+    visit("selfservice-handover", f"/mijn-aanmeldingen/{registration.pk}/overdragen/")
+    visit("selfservice-withdraw", f"/mijn-aanmeldingen/{registration.pk}/afmelden/")
+    visit("privacy-forget", "/privacy/vergeet-mij/")
 
     # Too many attempts: the confirmation links' rate limit, set to one.
     settings.RATELIMIT_ENABLE = True

@@ -43,6 +43,14 @@ PUBLIC_PAGES = {
     "accessibility",
     "not-found",
     "too-many-requests",
+    "selfservice-request",
+    "selfservice-sent",
+    "selfservice-access",
+    "selfservice-overview",
+    "selfservice-case",
+    "selfservice-handover",
+    "selfservice-withdraw",
+    "privacy-forget",
 }
 
 

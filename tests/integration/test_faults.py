@@ -18,6 +18,7 @@ import shutil
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -658,13 +659,19 @@ def test_gunicorn_and_the_worker_survive_terminated_database_connections(
     wait_until(lambda: _backends(web) == 0, timeout=5, message="gunicorn's backends to be gone")
 
     # The next requests, whichever gunicorn worker takes them, succeed: keep
-    # asking until both have reconnected.
+    # asking, two at a time so that both sync workers get requests (one
+    # after the other, the same worker may take them all), until both have
+    # reconnected.
     statuses = []
-    for _ in range(40):
-        statuses.append(http.get("/").status)
-        statuses.append(http.get(lab_page).status)
-        if _backends(web) >= 2:
-            break
+    clients = [server.http(), server.http()]
+    deadline = time.monotonic() + 30
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        while time.monotonic() < deadline:
+            statuses += list(
+                pool.map(lambda pair: pair[0].get(pair[1]).status, zip(clients, ("/", lab_page), strict=True))
+            )
+            if _backends(web) >= 2:
+                break
     assert set(statuses) == {200}, statuses
     assert _backends(web) >= 2
     response = http.post_form(signup_page, _signup_data(second))
