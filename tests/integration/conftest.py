@@ -424,3 +424,47 @@ def wait_until(predicate, *, timeout: float = 30, interval: float = 0.2, message
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+# --- Concurrency ---------------------------------------------------------------
+
+
+@pytest.fixture
+def eager_tasks():
+    """Tasks enqueued on commit run in the committing thread (no worker)."""
+    from leerlab.celery import app
+
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = saved
+
+
+def all_at_once(calls) -> tuple[list, list[BaseException]]:
+    """Run every call in its own thread (its own database connection), all
+    released together by a barrier. Returns (results, exceptions)."""
+    from django.db import connection
+
+    barrier = threading.Barrier(len(calls))
+    results, raised = [], []
+    lock = threading.Lock()
+
+    def run(call) -> None:
+        try:
+            barrier.wait(timeout=30)
+            result = call()
+            with lock:
+                results.append(result)
+        except BaseException as exc:  # noqa: BLE001 - the test reports every one
+            with lock:
+                raised.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+    assert not any(thread.is_alive() for thread in threads), "a call hung"
+    return results, raised

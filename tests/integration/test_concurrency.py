@@ -4,13 +4,11 @@ Each thread has its own database connection, so the cohort row lock is
 what keeps the seat count right. Tasks enqueued on commit run eagerly in
 the confirming thread (as settings_test configures)."""
 
-import threading
+import functools
 from collections import Counter
 
 import pytest
-from django.db import connection
 
-from leerlab.celery import app as celery_app
 from leerlab.models import CohortStatus
 from municipalities.models import Municipality
 from outbox.models import MessageStatus, OutboxMessage
@@ -18,6 +16,8 @@ from registrations import errors
 from registrations.models import Registration, RegistrationStatus
 from registrations.services import registration_confirm, waitlist_position
 from tests.factories import RegistrationFactory
+
+from .conftest import all_at_once
 
 pytestmark = [
     pytest.mark.integration,
@@ -32,39 +32,13 @@ def _postgres(require_postgres):
 
 
 @pytest.fixture(autouse=True)
-def _eager_tasks():
-    saved = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = saved
+def _eager(eager_tasks):
+    pass
 
 
 def _confirm_all_at_once(tokens: list[str]) -> tuple[list, list[BaseException]]:
-    """Call registration_confirm for every token in its own thread, all
-    released together. Returns (results, exceptions)."""
-    barrier = threading.Barrier(len(tokens))
-    results, raised = [], []
-    lock = threading.Lock()
-
-    def confirm(token: str) -> None:
-        try:
-            barrier.wait(timeout=30)
-            result = registration_confirm(token=token)
-            with lock:
-                results.append(result)
-        except BaseException as exc:  # noqa: BLE001 - the test reports every one
-            with lock:
-                raised.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=confirm, args=(token,)) for token in tokens]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=90)
-    assert not any(thread.is_alive() for thread in threads), "a confirmation hung"
-    return results, raised
+    """registration_confirm for every token, all at the same moment."""
+    return all_at_once([functools.partial(registration_confirm, token=token) for token in tokens])
 
 
 def test_twenty_four_simultaneous_confirmations_fill_exactly_five_seats(cohort):

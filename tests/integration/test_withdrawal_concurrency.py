@@ -2,14 +2,11 @@
 PostgreSQL (issue #5): the lab lock then the cohort lock keep the seat
 count and the waitlist order right, and every freed seat is mailed once."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
-from leerlab.celery import app as celery_app
 from leerlab.models import CohortStatus
 from leerlab.services import cohort_seats_taken
 from municipalities.models import Municipality
@@ -17,6 +14,8 @@ from outbox.models import OutboxMessage
 from registrations.models import RegistrationStatus
 from registrations.services import ACTOR_SELFSERVICE, registration_confirm, registration_withdraw
 from tests.factories import RegistrationFactory
+
+from .conftest import all_at_once
 
 pytestmark = [
     pytest.mark.integration,
@@ -31,35 +30,8 @@ def _postgres(require_postgres):
 
 
 @pytest.fixture(autouse=True)
-def _eager_tasks():
-    saved = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = saved
-
-
-def _all_at_once(calls) -> list[BaseException]:
-    barrier = threading.Barrier(len(calls))
-    raised = []
-    lock = threading.Lock()
-
-    def run(call) -> None:
-        try:
-            barrier.wait(timeout=30)
-            call()
-        except BaseException as exc:  # noqa: BLE001 - the test reports every one
-            with lock:
-                raised.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=90)
-    assert not any(thread.is_alive() for thread in threads), "a call hung"
-    return raised
+def _eager(eager_tasks):
+    pass
 
 
 def test_simultaneous_withdrawals_and_confirmations(cohort):
@@ -93,7 +65,7 @@ def test_simultaneous_withdrawals_and_confirmations(cohort):
         (lambda pk=r.pk: registration_withdraw(registration_id=pk, actor=ACTOR_SELFSERVICE))
         for r in holders[:3]
     ] + [(lambda token=r.token: registration_confirm(token=token)) for r in newcomers]
-    raised = _all_at_once(calls)
+    _, raised = all_at_once(calls)
 
     assert raised == []
     cohort.refresh_from_db()
