@@ -77,12 +77,11 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     @admin.action(description=_("Opnieuw versturen"), permissions=["resend"])
     def resend(self, request, queryset):
         requeued = skipped = 0
-        for message_id, status in queryset.order_by("pk").values_list("pk", "status"):
-            if status == MessageStatus.SENT:
+        for message_id in queryset.order_by("pk").values_list("pk", flat=True):
+            if message_resend(message_id=message_id):
+                requeued += 1
+            else:
                 skipped += 1
-                continue
-            message_resend(message_id=message_id)
-            requeued += 1
         if requeued:
             self.message_user(
                 request,

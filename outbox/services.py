@@ -126,13 +126,13 @@ def message_send(*, message_id: int) -> int | None:
     return None
 
 
-def message_resend(*, message_id: int) -> None:
+def message_resend(*, message_id: int) -> bool:
     """Put a failed or stuck message back in the queue (admin action).
-    A message that was sent is not sent again."""
+    A message that was sent is not sent again: returns False for it."""
     with transaction.atomic():
         message = OutboxMessage.objects.select_for_update().get(pk=message_id)
         if message.status == MessageStatus.SENT:
-            return
+            return False
         message.status = MessageStatus.QUEUED
         message.next_attempt_at = None
         message.attempts = 0
@@ -140,6 +140,7 @@ def message_resend(*, message_id: int) -> None:
         from .tasks import send_message
 
         enqueue_on_commit(send_message, message.pk)
+    return True
 
 
 def outbox_due_ids(*, now=None) -> list[int]:
