@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "axes",
     "django_ratelimit",
     "csp",
+    # Exports of a cohort as CSV and Excel from the admin (issue #6).
+    "import_export",
     "municipalities",
     "leerlab",
     "registrations",
@@ -206,6 +208,13 @@ CELERY_BEAT_SCHEDULE = {
         # A sweep that could not run in time is superseded by the next one.
         "options": {"expires": LEERLAB_SWEEP_INTERVAL},
     },
+    # Reminders of a cohort's sessions (issue #6), LEERLAB_SESSION_REMINDER_DAYS
+    # before each; hourly, so a session planned at short notice is not missed.
+    "session-reminders": {
+        "task": "leerlab.tasks.send_session_reminders",
+        "schedule": env.int("LEERLAB_SESSION_REMINDER_INTERVAL", default=60 * 60),
+        "options": {"expires": 30 * 60},
+    },
     # Anonymise what is past its retention period (issue #5), once a day.
     "privacy-retention": {
         "task": "privacy.tasks.run_retention",
@@ -250,6 +259,13 @@ LEERLAB_RETENTION_MONTHS = env.int("LEERLAB_RETENTION_MONTHS", default=12)
 LEERLAB_SELFSERVICE_LINK_MINUTES = env.int("LEERLAB_SELFSERVICE_LINK_MINUTES", default=60)
 LEERLAB_SELFSERVICE_SESSION_MINUTES = env.int("LEERLAB_SELFSERVICE_SESSION_MINUTES", default=30)
 LEERLAB_SELFSERVICE_HANDOVER_DAYS = env.int("LEERLAB_SELFSERVICE_HANDOVER_DAYS", default=7)
+
+# The cohort journey (issue #6): participants get a reminder this many days
+# before each session of their cohort (0 turns reminders off).
+LEERLAB_SESSION_REMINDER_DAYS = env.int("LEERLAB_SESSION_REMINDER_DAYS", default=2)
+# Exports: a cell starting with =, +, - or @ is written as text, so a case
+# title cannot run as a formula in Excel (CSV/formula injection).
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
 
 # --- Security (issue #3) ----------------------------------------------------
 # Production (DJANGO_DEBUG off) is strict by default; every switch below

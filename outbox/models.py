@@ -18,6 +18,9 @@ class OutboxMessage(models.Model):
     subject = models.CharField(_("onderwerp"), max_length=250)
     body_text = models.TextField(_("tekst"))
     body_html = models.TextField(_("HTML"), blank=True)
+    # Files sent with the message (issue #6: .ics invitations), each
+    # {"filename", "mimetype", "content"} with text content.
+    attachments = models.JSONField(_("bijlagen"), default=list, blank=True)
     registration = models.ForeignKey(
         "registrations.Registration",
         null=True,

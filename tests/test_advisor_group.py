@@ -21,6 +21,12 @@ def test_group_has_exactly_the_intended_permissions(db):
         ("leerlab", "add_cohort"),
         ("leerlab", "view_leerlab"),
         ("leerlab", "change_leerlab"),
+        ("leerlab", "view_cohortsession"),
+        ("leerlab", "add_cohortsession"),
+        ("leerlab", "change_cohortsession"),
+        ("leerlab", "view_cohortmessage"),
+        ("leerlab", "add_cohortmessage"),
+        ("leerlab", "view_cohortevent"),
         ("registrations", "view_registration"),
         ("municipalities", "view_municipality"),
         ("municipalities", "change_municipality"),
@@ -36,7 +42,17 @@ def test_group_grants_no_deletes_of_history_and_no_user_management(db):
     codenames = set(Group.objects.get(name=GROUP).permissions.values_list("codename", flat=True))
 
     assert (
-        not {"delete_registration", "delete_cohort", "change_registration", "change_outboxmessage"}
+        not {
+            "delete_registration",
+            "delete_cohort",
+            "change_registration",
+            "change_outboxmessage",
+            "delete_cohortsession",
+            "change_cohortmessage",
+            "delete_cohortmessage",
+            "change_cohortevent",
+            "add_cohortevent",
+        }
         & codenames
     )
     assert not {c for c in codenames if c.endswith(("_user", "_group", "_permission"))}
