@@ -5,6 +5,7 @@ the same service functions the automatic path (Celery task, sweep) calls,
 and the status fields are read-only in the forms.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
@@ -18,8 +19,20 @@ from django.utils.translation import gettext_lazy as _
 from registrations.models import Registration, RegistrationStatus
 
 from . import services
+from .admin_exports import EXPORT_ACTIONS
+from .admin_messages import message_urls
+from .admin_sessions import CohortSessionInline, save_session_formset
 from .errors import LeerLabError
-from .models import CURRENT_STATUSES, Cohort, CohortStatus, LeerLab
+from .history import actor_for, cohort_event_record
+from .models import (
+    CURRENT_STATUSES,
+    Cohort,
+    CohortEvent,
+    CohortEventAction,
+    CohortSession,
+    CohortStatus,
+    LeerLab,
+)
 from .tasking import enqueue_on_commit
 
 admin.site.site_header = _("Leer Labs – beheer Servicepunt")
@@ -39,7 +52,14 @@ def _evaluate_after_commit(cohort_ids) -> None:
 
 @admin.register(LeerLab)
 class LeerLabAdmin(admin.ModelAdmin):
-    list_display = ("title", "slug", "min_municipalities", "max_municipalities", "position")
+    list_display = (
+        "title",
+        "slug",
+        "min_municipalities",
+        "max_municipalities",
+        "auto_next_cohort",
+        "position",
+    )
     list_display_links = ("title",)
     list_editable = ("position",)
     search_fields = ("title",)
@@ -54,6 +74,7 @@ class LeerLabAdmin(admin.ModelAdmin):
                     "description",
                     "duration",
                     ("min_municipalities", "max_municipalities"),
+                    "auto_next_cohort",
                     "position",
                 )
             },
@@ -117,13 +138,62 @@ class RegistrationInline(admin.TabularInline):
         return super().get_queryset(request).select_related("municipality", "cohort__lab")
 
 
+class CohortForm(forms.ModelForm):
+    """Dates an advisor sets: a go/no-go day in the past would cancel the
+    cohort at the next sweep, so a new or changed one must be today or later."""
+
+    class Meta:
+        model = Cohort
+        fields = ("lab", "start_date", "go_no_go_date", "advisors")
+
+    def clean(self):
+        cleaned = super().clean()
+        go_no_go = cleaned.get("go_no_go_date")
+        start = cleaned.get("start_date")
+        if go_no_go and "go_no_go_date" in self.changed_data and go_no_go < timezone.localdate():
+            self.add_error("go_no_go_date", gettext("Kies een go/no-go-datum van vandaag of later."))
+        if go_no_go and start and go_no_go > start:
+            self.add_error(
+                "go_no_go_date", gettext("De go/no-go-datum moet op of vóór de startdatum liggen.")
+            )
+        return cleaned
+
+
+class CohortEventInline(admin.TabularInline):
+    """Every change of this cohort: who, what, when (issue #6)."""
+
+    model = CohortEvent
+    fields = ("created_at", "action", "actor", "details")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    ordering = ("created_at", "pk")
+    verbose_name_plural = _("geschiedenis van dit cohort")
+
+    def has_view_permission(self, request, obj=None):
+        # Part of the cohort: whoever may see it sees its history.
+        return request.user.has_perm("leerlab.view_cohort")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Cohort)
 class CohortAdmin(admin.ModelAdmin):
+    form = CohortForm
     list_display = (
         "lab",
         "number",
         "status",
         "start_date",
+        "go_no_go_date",
         "confirmed_count",
         "waitlisted_count",
         "pending_count",
@@ -140,12 +210,37 @@ class CohortAdmin(admin.ModelAdmin):
         "registrations__contact_email",
     )
     filter_horizontal = ("advisors",)
-    inlines = (RegistrationInline,)
-    actions = ("start_now", "close_registration", "reopen")
+    inlines = (RegistrationInline, CohortSessionInline, CohortEventInline)
+    actions = ("start_now", "close_registration", "reopen", "complete", "cancel", *EXPORT_ACTIONS)
     fieldsets = (
-        (None, {"fields": ("lab", "number", "status", "start_date", "advisors")}),
-        (_("Verloop"), {"fields": ("started_at", "closed_at", "created_at")}),
+        (None, {"fields": ("lab", "number", "status", "start_date", "go_no_go_date", "advisors")}),
+        (
+            _("Verloop"),
+            {
+                "fields": (
+                    "started_at",
+                    "closed_at",
+                    "ended_at",
+                    "created_at",
+                    "previous_cohort",
+                    "next_cohort",
+                )
+            },
+        ),
     )
+
+    def get_urls(self):
+        # The message to a whole cohort (admin_messages) before the default
+        # "<id>/..." patterns, which would swallow it.
+        return message_urls(self) + super().get_urls()
+
+    @admin.display(description=_("volgend cohort"))
+    def next_cohort(self, obj: Cohort):
+        following = getattr(obj, "next_cohort", None) if obj.pk else None
+        if following is None:
+            return "–"
+        url = reverse("admin:leerlab_cohort_change", args=[following.pk])
+        return format_html('<a href="{}">{}</a>', url, following)
 
     # --- Lists ------------------------------------------------------------
 
@@ -197,7 +292,16 @@ class CohortAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Transitions only through the actions; lab and number are fixed
         # once the cohort exists (its registrations belong to them).
-        readonly = ["number", "status", "started_at", "closed_at", "created_at"]
+        readonly = [
+            "number",
+            "status",
+            "started_at",
+            "closed_at",
+            "ended_at",
+            "created_at",
+            "previous_cohort",
+            "next_cohort",
+        ]
         if obj is not None:
             readonly.insert(0, "lab")
         return readonly
@@ -212,9 +316,12 @@ class CohortAdmin(admin.ModelAdmin):
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
+        actor = actor_for(request.user)
         if not change:
             # Numbering and the initial state are the service's business.
-            created = services.cohort_create(lab_id=obj.lab_id, start_date=obj.start_date)
+            created = services.cohort_create(
+                lab_id=obj.lab_id, start_date=obj.start_date, go_no_go_date=obj.go_no_go_date, actor=actor
+            )
             obj.pk, obj.number, obj.status, obj.created_at = (
                 created.pk,
                 created.number,
@@ -234,12 +341,39 @@ class CohortAdmin(admin.ModelAdmin):
                 )
             return
         super().save_model(request, obj, form, change)
+        changed = [name for name in form.changed_data if name != "advisors"]
+        if changed:
+            cohort_event_record(
+                cohort=obj, action=CohortEventAction.CHANGED, actor=actor, details={"fields": sorted(changed)}
+            )
+            if "go_no_go_date" in changed:
+                # A go/no-go day that has passed is acted on by the lifecycle.
+                _evaluate_after_commit([obj.pk])
 
     def save_related(self, request, form, formsets, change):
+        before = set(form.instance.advisors.values_list("pk", flat=True)) if change else set()
         super().save_related(request, form, formsets, change)
-        if change and "advisors" in form.changed_data and form.instance.started_at is not None:
-            # Advisors added to a started cohort get the start email too.
-            _evaluate_after_commit([form.instance.pk])
+        if change and "advisors" in form.changed_data:
+            after = set(form.instance.advisors.values_list("pk", flat=True))
+            cohort_event_record(
+                cohort=form.instance,
+                action=CohortEventAction.CHANGED,
+                actor=actor_for(request.user),
+                details={
+                    "fields": ["advisors"],
+                    "added": sorted(after - before),
+                    "removed": sorted(before - after),
+                },
+            )
+            if form.instance.started_at is not None:
+                # Advisors added to a started cohort get the start email too.
+                _evaluate_after_commit([form.instance.pk])
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is CohortSession:
+            save_session_formset(self, request, form, formset, change)
+        else:
+            super().save_formset(request, form, formset, change)
 
     # --- Actions: the same services as the automatic path ------------------
 
@@ -249,7 +383,7 @@ class CohortAdmin(admin.ModelAdmin):
         done = 0
         for cohort in queryset.select_related("lab").order_by("pk"):
             try:
-                service(cohort_id=cohort.pk)
+                service(cohort_id=cohort.pk, actor=actor_for(request.user))
             except LeerLabError as exc:
                 self.message_user(
                     request,
@@ -299,6 +433,36 @@ class CohortAdmin(admin.ModelAdmin):
                 ngettext(
                     "%(count)d cohort heropend voor aanmelding.",
                     "%(count)d cohorten heropend voor aanmelding.",
+                    done,
+                )
+                % {"count": done},
+                level=messages.SUCCESS,
+            )
+
+    @admin.action(description=_("Afronden (Leer Lab is klaar)"), permissions=["change"])
+    def complete(self, request, queryset):
+        done = self._run_transition(request, queryset, services.cohort_complete)
+        if done:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d cohort afgerond. De bewaartermijn van de persoonsgegevens loopt vanaf nu.",
+                    "%(count)d cohorten afgerond. De bewaartermijn van de persoonsgegevens loopt vanaf nu.",
+                    done,
+                )
+                % {"count": done},
+                level=messages.SUCCESS,
+            )
+
+    @admin.action(description=_("Annuleren (gaat niet door)"), permissions=["change"])
+    def cancel(self, request, queryset):
+        done = self._run_transition(request, queryset, services.cohort_cancel)
+        if done:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d cohort geannuleerd; de aangemelde gemeenten en de adviseurs krijgen bericht.",
+                    "%(count)d cohorten geannuleerd; de aangemelde gemeenten en de adviseurs krijgen bericht.",
                     done,
                 )
                 % {"count": done},

@@ -13,7 +13,9 @@ from django.utils import timezone
 from outbox.services import message_queue
 
 from .errors import CohortBusy, CohortFull, IllegalTransition
-from .models import CURRENT_STATUSES, Cohort, CohortStatus
+from .history import ACTOR_SYSTEM, cohort_event_record
+from .models import CURRENT_STATUSES, Cohort, CohortEventAction, CohortStatus
+from .tasking import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +106,11 @@ def _queue_start_emails(cohort: Cohort) -> int:
             cohort=cohort,
         )
         queued += message is not None
+    # Invitations for the cohort's planned sessions, for whoever has not
+    # had them (participants who joined later included).
+    from .sessions import sessions_invite_participants
+
+    queued += sessions_invite_participants(cohort=cohort)
     return queued
 
 
@@ -142,7 +149,7 @@ def _promote_waitlist(cohort: Cohort, seats: int) -> int:
     return seats
 
 
-def _apply_rules(cohort: Cohort) -> list[str]:
+def _apply_rules(cohort: Cohort, *, actor: str = ACTOR_SYSTEM) -> list[str]:
     changed = []
     if cohort.status not in CURRENT_STATUSES:
         return changed
@@ -154,26 +161,193 @@ def _apply_rules(cohort: Cohort) -> list[str]:
         if cohort.status == CohortStatus.OPEN:
             cohort.status = CohortStatus.STARTED
             changed.append("status")
+        cohort_event_record(
+            cohort=cohort, action=CohortEventAction.STARTED, actor=actor, details={"seats": seats}
+        )
     if cohort.status in (CohortStatus.OPEN, CohortStatus.STARTED) and seats >= cohort.lab.max_municipalities:
         cohort.status = CohortStatus.CLOSED
         cohort.closed_at = cohort.closed_at or now
         changed += ["status", "closed_at"]
+        cohort_event_record(
+            cohort=cohort, action=CohortEventAction.CLOSED, actor=actor, details={"seats": seats}
+        )
     if changed:
         cohort.save(update_fields=sorted(set(changed)))
         logger.info("cohort %s now %s with %s seats taken", cohort.pk, cohort.status, seats)
+    if go_no_go_passed(cohort) and seats < cohort.lab.min_municipalities:
+        _cancel(cohort, actor=ACTOR_SYSTEM, reason="go_no_go", seats=seats)
+        changed.append("status")
     return changed
 
 
+def go_no_go_passed(cohort: Cohort, *, today=None) -> bool:
+    """The cohort has not started and its go/no-go day is over (in the
+    portal's time zone): the day itself still counts as "go"."""
+    if cohort.started_at is not None or cohort.go_no_go_date is None:
+        return False
+    return (today or timezone.localdate()) > cohort.go_no_go_date
+
+
+def _cancel(cohort: Cohort, *, actor: str, reason: str, seats: int) -> None:
+    """Cancel a cohort (locked by the caller): tell its registrants, with
+    their alternatives, and its advisors; each email once."""
+    from registrations.models import LIVE_STATUSES, Registration, RegistrationEventAction
+    from registrations.services import registration_event_record
+
+    from .selectors import lab_states
+
+    now = timezone.now()
+    cohort.status = CohortStatus.CANCELLED
+    cohort.ended_at = now
+    cohort.save(update_fields=["status", "ended_at"])
+    cohort_event_record(
+        cohort=cohort,
+        action=CohortEventAction.CANCELLED,
+        actor=actor,
+        details={"reason": reason, "seats": seats},
+    )
+    registrations = list(
+        Registration.objects.filter(cohort=cohort, status__in=LIVE_STATUSES, anonymised_at__isnull=True)
+        .select_related("municipality")
+        .order_by("municipality__name", "pk")
+    )
+    # The alternatives: the same lab's later cohort if one takes signups
+    # (its seats or its waitlist), and the other labs, each in words.
+    states = lab_states()
+    same_lab = next((state for state in states if state.lab.pk == cohort.lab_id), None)
+    other_labs = [state for state in states if state.lab.pk != cohort.lab_id and state.accepts_signups]
+    for registration in registrations:
+        registration_event_record(
+            registration=registration,
+            action=RegistrationEventAction.COHORT_CANCELLED,
+            actor=actor,
+            details={"reason": reason},
+        )
+        message_queue(
+            key=f"cancelled:{cohort.pk}:registration:{registration.pk}",
+            template="cohort_cancelled",
+            to=registration.contact_email,
+            context=_email_context(
+                cohort,
+                registration=registration,
+                reason=reason,
+                same_lab=same_lab if same_lab and same_lab.accepts_signups else None,
+                other_labs=other_labs,
+            ),
+            language=registration.language,
+            registration=registration,
+            cohort=cohort,
+        )
+    for advisor in cohort.advisors.exclude(email="").order_by("pk"):
+        message_queue(
+            key=f"cancelled:{cohort.pk}:advisor:{advisor.pk}",
+            template="cohort_cancelled_advisor",
+            to=advisor.email,
+            context=_email_context(
+                cohort,
+                advisor=advisor,
+                reason=reason,
+                seats=seats,
+                registrations=registrations,
+                lab_takes_signups=bool(same_lab and same_lab.accepts_signups),
+            ),
+            language=settings.LANGUAGE_CODE,
+            cohort=cohort,
+        )
+    logger.info("cohort %s cancelled (%s) with %s seats taken", cohort.pk, reason, seats)
+
+
+def _open_next_cohort_if_due(cohort: Cohort) -> Cohort | None:
+    """A closed cohort whose waitlist reached the lab's minimum gets a next
+    cohort (issue #6): the waitlist moves into it in order, the first ones
+    into its seats. Call with the lab and cohort locked. The one-to-one
+    `previous_cohort` makes it happen at most once per cohort."""
+    from django.db.models import Max
+
+    from registrations.models import Registration, RegistrationEventAction, RegistrationStatus
+    from registrations.services import registration_event_record
+
+    lab = cohort.lab
+    if not lab.auto_next_cohort or cohort.status != CohortStatus.CLOSED:
+        return None
+    if Cohort.objects.filter(previous_cohort=cohort).exists():
+        return None
+    # An advisor already opened a newer cohort that takes seats: new signups
+    # go there, and the advisor decides about this waitlist.
+    if Cohort.objects.filter(
+        lab=lab, number__gt=cohort.number, status__in=(CohortStatus.OPEN, CohortStatus.STARTED)
+    ).exists():
+        return None
+    waiting = list(
+        Registration.objects.select_for_update()
+        .filter(cohort=cohort, status=RegistrationStatus.WAITLISTED)
+        .order_by("confirmed_at", "pk")
+    )
+    if len(waiting) < lab.min_municipalities:
+        return None
+
+    last = Cohort.objects.filter(lab=lab).aggregate(last=Max("number"))["last"] or 0
+    following = Cohort.objects.create(
+        lab=lab, number=last + 1, status=CohortStatus.OPEN, previous_cohort=cohort
+    )
+    following.advisors.set(cohort.advisors.all())
+    for index, registration in enumerate(waiting):
+        registration.cohort = following
+        if index < lab.max_municipalities:
+            registration.status = RegistrationStatus.CONFIRMED
+        registration.save(update_fields=["cohort", "status"])
+        registration_event_record(
+            registration=registration,
+            action=RegistrationEventAction.MOVED_TO_NEXT_COHORT,
+            actor=ACTOR_SYSTEM,
+            details={"from_cohort": cohort.pk, "to_cohort": following.pk, "status": registration.status},
+        )
+    moved = len(waiting)
+    cohort_event_record(
+        cohort=cohort,
+        action=CohortEventAction.NEXT_COHORT_OPENED,
+        actor=ACTOR_SYSTEM,
+        details={"next_cohort": following.pk, "moved": moved},
+    )
+    cohort_event_record(
+        cohort=following,
+        action=CohortEventAction.OPENED_FROM_WAITLIST,
+        actor=ACTOR_SYSTEM,
+        details={"previous_cohort": cohort.pk, "moved": moved},
+    )
+    for advisor in following.advisors.exclude(email="").order_by("pk"):
+        message_queue(
+            key=f"next_cohort:{following.pk}:advisor:{advisor.pk}",
+            template="next_cohort_opened_advisor",
+            to=advisor.email,
+            context=_email_context(following, advisor=advisor, previous=cohort, moved=waiting),
+            language=settings.LANGUAGE_CODE,
+            cohort=following,
+        )
+    logger.info("cohort %s opened for the waitlist of cohort %s (%s moved)", following.pk, cohort.pk, moved)
+    return following
+
+
 def cohort_evaluate(*, cohort_id: int) -> None:
-    """Apply the lifecycle rules to one cohort and queue what they imply."""
+    """Apply the lifecycle rules to one cohort and queue what they imply:
+    start, close, go/no-go cancellation, the next cohort for a waitlist.
+    Lab lock first, then the cohort: the order signups take."""
+    from .tasks import evaluate_cohort
+
     with transaction.atomic():
+        lab_id = Cohort.objects.values_list("lab_id", flat=True).get(pk=cohort_id)
+        lab_lock(lab_id=lab_id)
         cohort = cohort_lock(cohort_id=cohort_id)
         _apply_rules(cohort)
         if cohort.started_at is not None and cohort.status in CURRENT_STATUSES:
             _queue_start_emails(cohort)
+        following = _open_next_cohort_if_due(cohort)
+        if following is not None:
+            # The lifecycle starts it as usual, with the usual emails.
+            enqueue_on_commit(evaluate_cohort, following.pk)
 
 
-def cohort_create(*, lab_id: int, start_date=None) -> Cohort:
+def cohort_create(*, lab_id: int, start_date=None, go_no_go_date=None, actor: str = ACTOR_SYSTEM) -> Cohort:
     """A new run of a lab: the next number, open for signups. The lab row
     lock makes two advisors adding at once get consecutive numbers instead
     of a unique-constraint error."""
@@ -185,14 +359,19 @@ def cohort_create(*, lab_id: int, start_date=None) -> Cohort:
         LeerLab.objects.select_for_update().get(pk=lab_id)
         last = Cohort.objects.filter(lab_id=lab_id).aggregate(last=Max("number"))["last"]
         cohort = Cohort(
-            lab_id=lab_id, number=(last or 0) + 1, status=CohortStatus.OPEN, start_date=start_date
+            lab_id=lab_id,
+            number=(last or 0) + 1,
+            status=CohortStatus.OPEN,
+            start_date=start_date,
+            go_no_go_date=go_no_go_date,
         )
         cohort.full_clean()
         cohort.save()
+        cohort_event_record(cohort=cohort, action=CohortEventAction.CREATED, actor=actor)
     return cohort
 
 
-def cohort_start_now(*, cohort_id: int) -> Cohort:
+def cohort_start_now(*, cohort_id: int, actor: str = ACTOR_SYSTEM) -> Cohort:
     """An advisor starts a cohort before it reached the minimum."""
     with transaction.atomic():
         cohort = cohort_lock(cohort_id=cohort_id)
@@ -201,12 +380,18 @@ def cohort_start_now(*, cohort_id: int) -> Cohort:
         cohort.status = CohortStatus.STARTED
         cohort.started_at = cohort.started_at or timezone.now()
         cohort.save(update_fields=["status", "started_at"])
-        _apply_rules(cohort)
+        cohort_event_record(
+            cohort=cohort,
+            action=CohortEventAction.STARTED,
+            actor=actor,
+            details={"seats": cohort_seats_taken(cohort=cohort), "by_hand": True},
+        )
+        _apply_rules(cohort, actor=actor)
         _queue_start_emails(cohort)
     return cohort
 
 
-def cohort_close_registration(*, cohort_id: int) -> Cohort:
+def cohort_close_registration(*, cohort_id: int, actor: str = ACTOR_SYSTEM) -> Cohort:
     """An advisor closes registration: new confirmations go to the waitlist."""
     with transaction.atomic():
         cohort = cohort_lock(cohort_id=cohort_id)
@@ -215,13 +400,19 @@ def cohort_close_registration(*, cohort_id: int) -> Cohort:
         cohort.status = CohortStatus.CLOSED
         cohort.closed_at = timezone.now()
         cohort.save(update_fields=["status", "closed_at"])
-        _apply_rules(cohort)
+        cohort_event_record(
+            cohort=cohort,
+            action=CohortEventAction.CLOSED,
+            actor=actor,
+            details={"seats": cohort_seats_taken(cohort=cohort), "by_hand": True},
+        )
+        _apply_rules(cohort, actor=actor)
         if cohort.started_at is not None:
             _queue_start_emails(cohort)
     return cohort
 
 
-def cohort_reopen(*, cohort_id: int) -> Cohort:
+def cohort_reopen(*, cohort_id: int, actor: str = ACTOR_SYSTEM) -> Cohort:
     """An advisor reopens registration of a closed cohort that has room;
     waitlisted municipalities get the free seats first."""
     with transaction.atomic():
@@ -233,10 +424,51 @@ def cohort_reopen(*, cohort_id: int) -> Cohort:
         cohort.status = CohortStatus.STARTED if cohort.started_at else CohortStatus.OPEN
         cohort.closed_at = None
         cohort.save(update_fields=["status", "closed_at"])
+        cohort_event_record(cohort=cohort, action=CohortEventAction.REOPENED, actor=actor)
         # Free seats go to the waitlist first, in order.
-        _apply_rules(cohort)
+        _apply_rules(cohort, actor=actor)
         if cohort.started_at is not None:
             _queue_start_emails(cohort)
+    return cohort
+
+
+def cohort_complete(*, cohort_id: int, actor: str = ACTOR_SYSTEM) -> Cohort:
+    """An advisor marks a started cohort as completed (afgerond). The
+    retention period of its personal data counts from now."""
+    from registrations.models import Registration, RegistrationEventAction, RegistrationStatus
+    from registrations.services import registration_event_record
+
+    with transaction.atomic():
+        cohort = cohort_lock(cohort_id=cohort_id)
+        if cohort.status not in (CohortStatus.STARTED, CohortStatus.CLOSED) or cohort.started_at is None:
+            raise IllegalTransition()
+        cohort.status = CohortStatus.COMPLETED
+        cohort.ended_at = timezone.now()
+        cohort.save(update_fields=["status", "ended_at"])
+        waiting = Registration.objects.filter(cohort=cohort, status=RegistrationStatus.WAITLISTED).count()
+        cohort_event_record(
+            cohort=cohort,
+            action=CohortEventAction.COMPLETED,
+            actor=actor,
+            details={"seats": cohort_seats_taken(cohort=cohort), "waitlisted": waiting},
+        )
+        for registration in Registration.objects.filter(
+            cohort=cohort, status=RegistrationStatus.CONFIRMED, anonymised_at__isnull=True
+        ):
+            registration_event_record(
+                registration=registration, action=RegistrationEventAction.COHORT_COMPLETED, actor=actor
+            )
+    return cohort
+
+
+def cohort_cancel(*, cohort_id: int, actor: str = ACTOR_SYSTEM) -> Cohort:
+    """An advisor cancels a cohort that has not been completed: the same
+    as a go/no-go cancellation, registrants and advisors are told."""
+    with transaction.atomic():
+        cohort = cohort_lock(cohort_id=cohort_id)
+        if cohort.status not in CURRENT_STATUSES:
+            raise IllegalTransition()
+        _cancel(cohort, actor=actor, reason="advisor", seats=cohort_seats_taken(cohort=cohort))
     return cohort
 
 

@@ -95,15 +95,16 @@ def retention_months() -> int:
 
 
 def cohort_ended_expression():
-    """When a cohort ended, from the fields it has: the latest of its
-    creation, start and close. A completed or cancelled cohort has no date
-    of its own for that step, so the clock starts at its last recorded one
-    (never later than the real end: data goes at the latest, not later,
-    than the privacy statement says)."""
-    return Greatest(
-        Coalesce("cohort__closed_at", "cohort__created_at"),
-        Coalesce("cohort__started_at", "cohort__created_at"),
-        F("cohort__created_at"),
+    """When a cohort ended: its `ended_at` (set when it is completed or
+    cancelled, issue #6). Older rows without it fall back to the latest of
+    creation, start and close (never later than the real end)."""
+    return Coalesce(
+        "cohort__ended_at",
+        Greatest(
+            Coalesce("cohort__closed_at", "cohort__created_at"),
+            Coalesce("cohort__started_at", "cohort__created_at"),
+            F("cohort__created_at"),
+        ),
     )
 
 
@@ -492,7 +493,9 @@ def planned_removal(registration: Registration, *, cohort_ended_at: datetime | N
         ended = cohort_ended_at or getattr(registration, "cohort_ended_at", None)
         if ended is None:
             cohort = registration.cohort
-            ended = max(d for d in (cohort.closed_at, cohort.started_at, cohort.created_at) if d is not None)
+            ended = cohort.ended_at or max(
+                d for d in (cohort.closed_at, cohort.started_at, cohort.created_at) if d is not None
+            )
         return PlannedRemoval(
             registration,
             _shift_months(ended, retention_months()),

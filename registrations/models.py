@@ -116,6 +116,10 @@ class RegistrationEventAction(models.TextChoices):
     HANDED_OVER = "handed_over", _("overgedragen aan een collega")
     WITHDRAWN = "withdrawn", _("afgemeld")
     ANONYMISED = "anonymised", _("geanonimiseerd")
+    # Issue #6: the cohort journey.
+    MOVED_TO_NEXT_COHORT = "moved_to_next_cohort", _("met de wachtlijst naar het volgende cohort")
+    COHORT_CANCELLED = "cohort_cancelled", _("cohort geannuleerd")
+    COHORT_COMPLETED = "cohort_completed", _("cohort afgerond")
 
 
 class RegistrationEvent(models.Model):

@@ -221,6 +221,14 @@ def test_reopen_of_a_cohort_with_room(advisor_client, cohort):
     assert cohort.closed_at is None
 
 
+# The cohort page's other inlines (issue #6), empty: sessions and history.
+NO_SESSIONS_OR_EVENTS = {
+    f"{prefix}-{name}": "0"
+    for prefix in ("sessions", "events")
+    for name in ("TOTAL_FORMS", "INITIAL_FORMS", "MIN_NUM_FORMS")
+}
+
+
 def test_cohort_change_form_edits_start_date_and_advisors_but_not_status(advisor_client, advisor):
     cohort = CohortFactory()
     url = reverse("admin:leerlab_cohort_change", args=[cohort.pk])
@@ -228,7 +236,7 @@ def test_cohort_change_form_edits_start_date_and_advisors_but_not_status(advisor
     response = advisor_client.get(url)
     assert response.status_code == 200
     form_fields = set(response.context["adminform"].form.fields)
-    assert form_fields == {"start_date", "advisors"}
+    assert form_fields == {"start_date", "go_no_go_date", "advisors"}
 
     response = advisor_client.post(
         url,
@@ -241,6 +249,7 @@ def test_cohort_change_form_edits_start_date_and_advisors_but_not_status(advisor
             "registrations-INITIAL_FORMS": "0",
             "registrations-MIN_NUM_FORMS": "0",
             "registrations-MAX_NUM_FORMS": "0",
+            **NO_SESSIONS_OR_EVENTS,
         },
     )
 
@@ -274,6 +283,7 @@ def test_advisor_added_to_a_started_cohort_gets_the_start_email(
                 **{f"registrations-{k}": v for k, v in inline.management_form.initial.items()},
                 **{f"registrations-{i}-id": f.instance.pk for i, f in enumerate(inline.forms)},
                 **{f"registrations-{i}-cohort": cohort.pk for i, _ in enumerate(inline.forms)},
+                **NO_SESSIONS_OR_EVENTS,
             },
         )
 
@@ -309,6 +319,7 @@ def test_advisor_adds_a_new_cohort_with_the_next_number(advisor_client, lab, coh
             "registrations-INITIAL_FORMS": "0",
             "registrations-MIN_NUM_FORMS": "0",
             "registrations-MAX_NUM_FORMS": "0",
+            **NO_SESSIONS_OR_EVENTS,
         },
     )
 
