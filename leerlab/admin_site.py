@@ -119,3 +119,28 @@ class LeerLabAdminSite(AdminSite):
             raise Ratelimited()
         extra_context = {**(extra_context or {}), "two_factor": settings.LEERLAB_ADMIN_2FA}
         return super().login(request, extra_context)
+
+    # --- Issue #6: the advisors' dashboard -----------------------------------
+
+    def get_urls(self):
+        from django.urls import path
+
+        # Before the admin's own patterns, whose catch-all would take them.
+        return [
+            path("dashboard/", self.admin_view(self.dashboard_view), name="dashboard"),
+            path(
+                "dashboard/cohort/<int:cohort_id>/leervragen/",
+                self.admin_view(self.learning_needs_view),
+                name="dashboard_learning_needs",
+            ),
+        ] + super().get_urls()
+
+    def dashboard_view(self, request):
+        from .dashboard import dashboard_view
+
+        return dashboard_view(request, site=self)
+
+    def learning_needs_view(self, request, cohort_id):
+        from .dashboard import learning_needs_view
+
+        return learning_needs_view(request, cohort_id, site=self)
