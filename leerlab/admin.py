@@ -8,6 +8,7 @@ and the status fields are read-only in the forms.
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -19,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from registrations.models import Registration, RegistrationStatus
 
 from . import services
-from .admin_exports import EXPORT_ACTIONS
+from .admin_exports import EXPORT_ACTIONS, CohortActionPermissions
 from .admin_messages import message_urls
 from .admin_sessions import CohortSessionInline, save_session_formset
 from .errors import LeerLabError
@@ -163,13 +164,54 @@ class CohortEventInline(admin.TabularInline):
     """Every change of this cohort: who, what, when (issue #6)."""
 
     model = CohortEvent
-    fields = ("created_at", "action", "actor", "details")
+    fields = ("created_at", "action", "actor", "what_changed")
     readonly_fields = fields
     extra = 0
     max_num = 0
     can_delete = False
     ordering = ("created_at", "pk")
     verbose_name_plural = _("geschiedenis van dit cohort")
+
+    @admin.display(description=_("details"))
+    def what_changed(self, event: CohortEvent) -> str:
+        """The details in words: field names as the form labels them."""
+        details = dict(event.details or {})
+        parts = []
+        fields = details.pop("fields", None)
+        if fields:
+            labels = []
+            for name in fields:
+                try:
+                    labels.append(str(Cohort._meta.get_field(name).verbose_name))
+                except FieldDoesNotExist:  # a field that no longer exists
+                    labels.append(name)
+            parts.append(gettext("gewijzigd: %(fields)s") % {"fields": ", ".join(labels)})
+        labels = {
+            "seats": _("plaatsen bezet"),
+            "waitlisted": _("op de wachtlijst"),
+            "reason": _("reden"),
+            "moved": _("doorgeschoven"),
+            "recipients": _("ontvangers"),
+            "rows": _("regels"),
+            "format": _("formaat"),
+            "added": _("toegevoegd (id)"),
+            "removed": _("verwijderd (id)"),
+            "by_hand": _("met de hand"),
+            "next_cohort": _("volgend cohort (id)"),
+            "previous_cohort": _("vorig cohort (id)"),
+            "session": _("bijeenkomst (id)"),
+            "message": _("bericht (id)"),
+        }
+        reasons = {"go_no_go": _("go/no-go-datum verstreken"), "advisor": _("door een adviseur")}
+        for key, value in details.items():
+            if key == "reason":
+                value = reasons.get(value, value)
+            elif isinstance(value, bool):
+                value = gettext("ja") if value else gettext("nee")
+            elif isinstance(value, list):
+                value = ", ".join(str(v) for v in value) or "–"
+            parts.append(f"{labels.get(key, key)}: {value}")
+        return "; ".join(parts) or "–"
 
     def has_view_permission(self, request, obj=None):
         # Part of the cohort: whoever may see it sees its history.
@@ -186,7 +228,7 @@ class CohortEventInline(admin.TabularInline):
 
 
 @admin.register(Cohort)
-class CohortAdmin(admin.ModelAdmin):
+class CohortAdmin(CohortActionPermissions, admin.ModelAdmin):
     form = CohortForm
     list_display = (
         "lab",

@@ -433,7 +433,7 @@ def test_changes_in_the_admin_are_in_the_history_with_the_advisor(advisor_client
     ]
     page = advisor_client.get(reverse("admin:leerlab_cohort_change", args=[cohort.pk])).content.decode()
     assert "geschiedenis van dit cohort" in page.lower()
-    assert "go_no_go_date" in page
+    assert "gewijzigd: go/no-go-datum" in page
 
 
 def test_complete_and_cancel_actions_as_an_advisor(advisor_client, cohort, lab):
