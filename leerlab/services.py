@@ -206,6 +206,10 @@ def _cancel(cohort: Cohort, *, actor: str, reason: str, seats: int) -> None:
         actor=actor,
         details={"reason": reason, "seats": seats},
     )
+    # Planned sessions leave the calendars of whoever was invited.
+    from .sessions import sessions_call_off_for_cohort
+
+    sessions_call_off_for_cohort(cohort=cohort, actor=actor)
     registrations = list(
         Registration.objects.filter(cohort=cohort, status__in=LIVE_STATUSES, anonymised_at__isnull=True)
         .select_related("municipality")

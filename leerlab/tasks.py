@@ -11,3 +11,10 @@ def evaluate_cohort(cohort_id: int) -> None:
 @shared_task(name="leerlab.tasks.sweep")
 def sweep() -> dict:
     return services.sweep()
+
+
+@shared_task(name="leerlab.tasks.send_session_reminders")
+def send_session_reminders() -> int:
+    from .sessions import sessions_send_reminders
+
+    return sessions_send_reminders()

@@ -42,6 +42,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         "cohort",
         "dedupe_key",
         "body_text",
+        "attachment_names",
     )
     readonly_fields = fields
 
@@ -53,6 +54,12 @@ class OutboxMessageAdmin(admin.ModelAdmin):
                 obj.get_status_display(),
             )
         return obj.get_status_display()
+
+    @admin.display(description=_("bijlagen"))
+    def attachment_names(self, obj: OutboxMessage) -> str:
+        # The names only: a file's content (an .ics) is in the sent email.
+        names = [a.get("filename", "") for a in obj.attachments or () if isinstance(a, dict)]
+        return ", ".join(name for name in names if name) or "–"
 
     @admin.display(description=_("laatste fout"))
     def short_error(self, obj: OutboxMessage) -> str:

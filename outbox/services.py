@@ -2,10 +2,12 @@ import hashlib
 import logging
 import smtplib
 from datetime import timedelta
+from email.message import Message
 from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.message import SafeMIMEText
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
@@ -45,10 +47,15 @@ def message_queue(
     language: str = "nl",
     registration=None,
     cohort=None,
+    attachments: list[dict] | None = None,
 ) -> OutboxMessage | None:
     """Store one email in the outbox within the caller's transaction and
     send it after commit. Returns None when a message with this key exists
-    already: that is what makes every email go out once."""
+    already: that is what makes every email go out once.
+
+    `attachments`: text files to send along, each a dict with "filename",
+    "mimetype" (parameters allowed, e.g. "text/calendar; charset=utf-8;
+    method=PUBLISH") and "content" (str)."""
     if OutboxMessage.objects.filter(dedupe_key=key).exists():
         return None
     subject, text, html = render_email(template=template, context=context, language=language)
@@ -62,6 +69,7 @@ def message_queue(
             "body_html": html,
             "registration": registration,
             "cohort": cohort,
+            "attachments": [_attachment_record(attachment) for attachment in attachments or ()],
         },
     )
     if not created:
@@ -70,6 +78,36 @@ def message_queue(
 
     enqueue_on_commit(send_message, message.pk)
     return message
+
+
+def _attachment_record(attachment: dict) -> dict:
+    filename, content = attachment["filename"], attachment["content"]
+    if not isinstance(filename, str) or not filename or not isinstance(content, str):
+        raise ValueError("an outbox attachment needs a filename and text content")
+    return {
+        "filename": filename,
+        "mimetype": attachment.get("mimetype") or "application/octet-stream",
+        "content": content,
+    }
+
+
+def _attach(email: EmailMultiAlternatives, attachment: dict) -> None:
+    """Attach one stored file. A mimetype with parameters (a calendar's
+    "method=PUBLISH") becomes a MIME part of its own: EmailMessage.attach
+    would add a second charset to it."""
+    header = Message()
+    header["Content-Type"] = attachment["mimetype"]
+    mimetype = header.get_content_type()
+    params = [(name, value) for name, value in header.get_params()[1:] if name.lower() != "charset"]
+    maintype, subtype = mimetype.split("/", 1)
+    if not params or maintype != "text":
+        email.attach(attachment["filename"], attachment["content"], mimetype)
+        return
+    part = SafeMIMEText(attachment["content"], subtype, "utf-8")
+    for name, value in params:
+        part.set_param(name, value)
+    part.add_header("Content-Disposition", "attachment", filename=attachment["filename"])
+    email.attach(part)
 
 
 def _message_id(message: OutboxMessage) -> str:
@@ -102,6 +140,8 @@ def message_send(*, message_id: int) -> int | None:
         )
         if message.body_html:
             email.attach_alternative(message.body_html, "text/html")
+        for attachment in message.attachments or ():
+            _attach(email, attachment)
         try:
             get_connection(fail_silently=False).send_messages([email])
         except (smtplib.SMTPException, OSError) as exc:

@@ -14,5 +14,7 @@ urlpatterns = [
     path("<int:pk>/overdragen/", views.handover, name="handover"),
     path("<int:pk>/afmelden/", views.withdraw, name="withdraw"),
     path("<int:pk>/ander-lab/", views.another_lab, name="another_lab"),
+    path("<int:pk>/bijeenkomsten.ics", views.plan_ics, name="plan_ics"),
+    path("<int:pk>/bijeenkomsten/<int:session_pk>.ics", views.plan_ics, name="session_ics"),
     path("overdracht/<str:token>/", views.handover_confirm, name="handover_confirm"),
 ]

@@ -8,15 +8,17 @@ import time
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
 from leerlab.errors import LeerLabError
+from leerlab.ics import cohort_filename, session_filename, sessions_calendar
 from leerlab.security import confirm_rate, ratelimit_key, selfservice_rate
 from registrations.services import (
     ACTOR_SELFSERVICE,
@@ -29,7 +31,7 @@ from registrations.services import (
 from registrations.views import SESSION_CONTACT
 
 from .forms import AccessRequestForm, CaseForm, HandoverForm
-from .selectors import registration_for_email, registration_views_for_email
+from .selectors import registration_for_email, registration_views_for_email, session_plan_for_email
 from .services import AccessLinkInvalid, access_link_check, access_link_request, access_link_use
 
 logger = logging.getLogger(__name__)
@@ -279,3 +281,28 @@ def handover_confirm(request, token):
     except LeerLabError as exc:
         return render(request, "selfservice/link_error.html", {"message": exc.message}, status=410)
     return render(request, "selfservice/handover_done.html", {"registration": registration})
+
+
+def _calendar_response(content: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
+
+
+@require_http_methods(["GET", "HEAD"])
+@never_cache
+def plan_ics(request, pk, session_pk=None):
+    """The session plan of one's own registration as a calendar file (issue
+    #6): the whole plan, or one session. Anyone else's: 404."""
+    email = _session_email(request)
+    if email is None:
+        return redirect("selfservice:request")
+    found = session_plan_for_email(email=email, registration_id=pk, session_id=session_pk)
+    if found is None:
+        raise Http404()
+    registration, sessions = found
+    cohort = registration.cohort
+    if session_pk is not None:
+        return _calendar_response(sessions_calendar(sessions), session_filename(sessions[0]))
+    name = _("%(lab)s, cohort %(number)d") % {"lab": cohort.lab.local_title, "number": cohort.number}
+    return _calendar_response(sessions_calendar(sessions, name=name), cohort_filename(cohort))

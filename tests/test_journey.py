@@ -471,3 +471,28 @@ def test_the_lab_switch_for_the_next_cohort_is_in_the_admin(advisor_client, lab)
     page = advisor_client.get(reverse("admin:leerlab_leerlab_change", args=[lab.pk])).content.decode()
 
     assert 'name="auto_next_cohort"' in page
+
+
+def test_cancelling_a_started_cohort_calls_off_its_sessions(cohort, advisor):
+    from leerlab.models import CohortSession
+
+    cohort.advisors.add(advisor)
+    participants = [RegistrationFactory(cohort=cohort, confirmed=True) for _ in range(3)]
+    services.cohort_evaluate(cohort_id=cohort.pk)
+    session = CohortSession.objects.create(
+        cohort=cohort,
+        topic="Aftrap",
+        date=_today() + timedelta(days=10),
+        start_time="14:00",
+        end_time="16:00",
+        location="Haarlem",
+    )
+    services.cohort_evaluate(cohort_id=cohort.pk)  # the invitations go out
+    assert OutboxMessage.objects.filter(kind="session_invitation").count() == 4
+
+    services.cohort_cancel(cohort_id=cohort.pk, actor="anna")
+
+    session.refresh_from_db()
+    assert session.cancelled_at is not None
+    for registration in participants:
+        assert _kinds(to=registration.contact_email, kind="session_cancelled") == ["session_cancelled"]
