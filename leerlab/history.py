@@ -14,5 +14,7 @@ def actor_for(user) -> str:
     return user.get_username()[:150]
 
 
-def cohort_event_record(*, cohort: Cohort, action: str, actor: str, details: dict | None = None) -> CohortEvent:
+def cohort_event_record(
+    *, cohort: Cohort, action: str, actor: str, details: dict | None = None
+) -> CohortEvent:
     return CohortEvent.objects.create(cohort=cohort, action=action, actor=actor[:150], details=details or {})

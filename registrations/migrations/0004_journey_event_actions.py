@@ -4,15 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('registrations', '0003_registration_events'),
+        ("registrations", "0003_registration_events"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='registrationevent',
-            name='action',
-            field=models.CharField(choices=[('submitted', 'aangemeld'), ('confirmed', 'bevestigd'), ('waitlisted', 'op de wachtlijst gezet'), ('promoted', 'van de wachtlijst naar een plaats'), ('case_changed', 'case gewijzigd'), ('handover_requested', 'overdracht aangevraagd'), ('handed_over', 'overgedragen aan een collega'), ('withdrawn', 'afgemeld'), ('anonymised', 'geanonimiseerd'), ('moved_to_next_cohort', 'met de wachtlijst naar het volgende cohort'), ('cohort_cancelled', 'cohort geannuleerd'), ('cohort_completed', 'cohort afgerond')], max_length=30, verbose_name='wat'),
+            model_name="registrationevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("submitted", "aangemeld"),
+                    ("confirmed", "bevestigd"),
+                    ("waitlisted", "op de wachtlijst gezet"),
+                    ("promoted", "van de wachtlijst naar een plaats"),
+                    ("case_changed", "case gewijzigd"),
+                    ("handover_requested", "overdracht aangevraagd"),
+                    ("handed_over", "overgedragen aan een collega"),
+                    ("withdrawn", "afgemeld"),
+                    ("anonymised", "geanonimiseerd"),
+                    ("moved_to_next_cohort", "met de wachtlijst naar het volgende cohort"),
+                    ("cohort_cancelled", "cohort geannuleerd"),
+                    ("cohort_completed", "cohort afgerond"),
+                ],
+                max_length=30,
+                verbose_name="wat",
+            ),
         ),
     ]
