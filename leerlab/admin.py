@@ -180,9 +180,11 @@ class CohortEventInline(admin.TabularInline):
         fields = details.pop("fields", None)
         if fields:
             labels = []
+            # Session events name the session's fields, the others the cohort's.
+            model = CohortSession if "session" in details else Cohort
             for name in fields:
                 try:
-                    labels.append(str(Cohort._meta.get_field(name).verbose_name))
+                    labels.append(str(model._meta.get_field(name).verbose_name))
                 except FieldDoesNotExist:  # a field that no longer exists
                     labels.append(name)
             parts.append(gettext("gewijzigd: %(fields)s") % {"fields": ", ".join(labels)})
@@ -201,6 +203,9 @@ class CohortEventInline(admin.TabularInline):
             "previous_cohort": _("vorig cohort (id)"),
             "session": _("bijeenkomst (id)"),
             "message": _("bericht (id)"),
+            "emails": _("e-mails"),
+            "advisor_copies": _("kopieën aan adviseurs"),
+            "include_waitlist": _("ook aan de wachtlijst"),
         }
         reasons = {"go_no_go": _("go/no-go-datum verstreken"), "advisor": _("door een adviseur")}
         for key, value in details.items():
@@ -265,7 +270,7 @@ class CohortAdmin(CohortActionPermissions, admin.ModelAdmin):
                     "ended_at",
                     "created_at",
                     "previous_cohort",
-                    "next_cohort",
+                    "following_cohort",
                 )
             },
         ),
@@ -277,7 +282,7 @@ class CohortAdmin(CohortActionPermissions, admin.ModelAdmin):
         return message_urls(self) + super().get_urls()
 
     @admin.display(description=_("volgend cohort"))
-    def next_cohort(self, obj: Cohort):
+    def following_cohort(self, obj: Cohort):
         following = getattr(obj, "next_cohort", None) if obj.pk else None
         if following is None:
             return "–"
@@ -342,7 +347,7 @@ class CohortAdmin(CohortActionPermissions, admin.ModelAdmin):
             "ended_at",
             "created_at",
             "previous_cohort",
-            "next_cohort",
+            "following_cohort",
         ]
         if obj is not None:
             readonly.insert(0, "lab")

@@ -496,3 +496,17 @@ def test_cancelling_a_started_cohort_calls_off_its_sessions(cohort, advisor):
     assert session.cancelled_at is not None
     for registration in participants:
         assert _kinds(to=registration.contact_email, kind="session_cancelled") == ["session_cancelled"]
+
+
+def test_the_cohort_page_links_previous_and_next_cohort(advisor_client, cohort, advisor):
+    _closed_with_waitlist(cohort, advisor, waiting=3)
+    services.cohort_evaluate(cohort_id=cohort.pk)
+    following = Cohort.objects.get(previous_cohort=cohort)
+
+    first = advisor_client.get(reverse("admin:leerlab_cohort_change", args=[cohort.pk])).content.decode()
+    second = advisor_client.get(reverse("admin:leerlab_cohort_change", args=[following.pk])).content.decode()
+
+    assert reverse("admin:leerlab_cohort_change", args=[following.pk]) in first
+    assert "volgend cohort" in first.lower()
+    assert reverse("admin:leerlab_cohort_change", args=[cohort.pk]) in second
+    assert "geopend met de wachtlijst van het vorige cohort" in second

@@ -63,6 +63,11 @@ def parse_ics(message: OutboxMessage) -> icalendar.Calendar:
     return icalendar.Calendar.from_ical(attachment["content"])
 
 
+# Subjects of the invitations: Dutch, or English for who signed up in English.
+INVITATION = ("Uitnodiging: ", "Invitation: ")
+CHANGED = ("Gewijzigd: ", "Changed: ")
+
+
 @pytest.fixture
 def advisor(db):
     user = UserFactory(staff=True, username="adviseur-sessies", email=ADVISOR_EMAIL)
@@ -130,8 +135,11 @@ def test_start_sends_each_upcoming_session_once_also_when_evaluated_again(
         services.cohort_evaluate(cohort_id=cohort.pk)
         services.cohort_evaluate(cohort_id=cohort.pk)
     assert len(mails(sessions.TEMPLATE_INVITATION)) == 2 * len(expected)
-    invitations = [m for m in mail.outbox if m.subject.startswith("Uitnodiging")]
+    invitations = [m for m in mail.outbox if m.subject.startswith(INVITATION)]
     assert len(invitations) == 2 * len(expected)
+    # The officer who signed up in English gets the English subject.
+    english = [m for m in invitations if participants[1].contact_email in m.to]
+    assert len(english) == 2 and all(m.subject.startswith("Invitation: ") for m in english)
 
 
 def test_invitation_email_carries_the_ics(cohort, participants):
@@ -139,7 +147,7 @@ def test_invitation_email_carries_the_ics(cohort, participants):
     start(cohort)
 
     message = OutboxMessage.objects.get(to=participants[0].contact_email, kind=sessions.TEMPLATE_INVITATION)
-    assert message.subject.startswith("Uitnodiging: ")
+    assert message.subject.startswith(INVITATION)
     assert "Kennismaking en cases" in message.subject
     assert message.registration == participants[0]
     assert "Provinciehuis, Haarlem" in message.body_text
@@ -227,7 +235,7 @@ def test_late_joiner_gets_the_upcoming_sessions(cohort, started):
     new = mails(sessions.TEMPLATE_INVITATION)[before:]
     assert [m.to for m in new] == [late.contact_email] * 2
     assert {m.dedupe_key.split(":")[1] for m in new} == {str(first.pk), str(second.pk)}
-    assert all(m.subject.startswith("Uitnodiging") for m in new)
+    assert all(m.subject.startswith(INVITATION) for m in new)
 
 
 def test_withdrawn_anonymised_and_waitlisted_get_nothing(cohort, started):
@@ -270,7 +278,7 @@ def test_change_raises_sequence_and_sends_one_updated_invitation(cohort, started
     assert outcome.fields == ("start_time", "end_time")
     changed = mails(sessions.TEMPLATE_INVITATION)[count:]
     assert sorted(m.to for m in changed) == everyone(started)
-    assert all(m.subject.startswith("Gewijzigd: ") for m in changed)
+    assert all(m.subject.startswith(CHANGED) for m in changed)
     event = parse_ics(changed[0]).walk("VEVENT")[0]
     assert event.decoded("SEQUENCE") == 1
     assert str(event["UID"]) == session.uid
@@ -307,7 +315,7 @@ def test_session_changed_before_the_start_is_a_plain_invitation_at_start(cohort,
     start(cohort)
 
     messages = mails(sessions.TEMPLATE_INVITATION)
-    assert messages and all(m.subject.startswith("Uitnodiging: ") for m in messages)
+    assert messages and all(m.subject.startswith(INVITATION) for m in messages)
     assert all(":invitation:1:" in m.dedupe_key for m in messages)
     assert parse_ics(messages[0]).walk("VEVENT")[0].decoded("SEQUENCE") == 1
 
@@ -621,7 +629,7 @@ def test_inline_change_sends_an_updated_invitation(advisor_client, cohort, start
     session.refresh_from_db()
     assert session.location == "Gemeentehuis, Alkmaar" and session.sequence == 1
     changed = mails(sessions.TEMPLATE_INVITATION)[count:]
-    assert len(changed) == count and all(m.subject.startswith("Gewijzigd") for m in changed)
+    assert len(changed) == count and all(m.subject.startswith(CHANGED) for m in changed)
     assert CohortEvent.objects.get(action=CohortEventAction.SESSION_CHANGED).details["fields"] == ["location"]
 
 
