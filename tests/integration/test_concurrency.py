@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from leerlab.models import CohortStatus
+from leerlab.models import CohortStatus, LeerLab
 from municipalities.models import Municipality
 from outbox.models import MessageStatus, OutboxMessage
 from registrations import errors
@@ -45,6 +45,9 @@ def test_twenty_four_simultaneous_confirmations_fill_exactly_five_seats(cohort):
     """#2: 24 confirmations at the same moment at one 5-seat cohort end in
     exactly 5 seats and 19 on the waitlist, with no error."""
     assert cohort.lab.max_municipalities == 5
+    # The waitlist stays on this cohort: the automatic next cohort (issue #6,
+    # tests/integration/test_journey_worker.py) would move it on.
+    LeerLab.objects.filter(pk=cohort.lab_id).update(auto_next_cohort=False)
     municipalities = list(
         Municipality.objects.filter(province="Noord-Holland", is_active=True).order_by("cbs_code")[:24]
     )
@@ -111,3 +114,41 @@ def test_one_municipality_confirming_several_signups_at_once_gets_one_place(coho
     assert all(isinstance(exc, errors.AlreadyRegistered) for exc in raised), raised
     statuses = Counter(Registration.objects.filter(cohort=cohort).values_list("status", flat=True))
     assert statuses == {RegistrationStatus.CONFIRMED: 1, RegistrationStatus.PENDING: 5}
+
+
+def test_twenty_four_at_once_with_the_automatic_next_cohort_end_in_five_full_runs(cohort):
+    """Issue #6 under concurrency: 24 confirmations at once at a 5-seat lab
+    with the automatic next cohort on. Evaluations run in every confirming
+    thread at the same time; in the end every municipality has a seat, no
+    cohort has more than 5, each cohort got at most one next cohort, and
+    the waitlist moved in order."""
+    from leerlab.models import Cohort
+    from leerlab.services import sweep
+
+    municipalities = list(
+        Municipality.objects.filter(province="Noord-Holland", is_active=True).order_by("cbs_code")[:24]
+    )
+    registrations = [RegistrationFactory(cohort=cohort, municipality=m) for m in municipalities]
+
+    results, raised = _confirm_all_at_once([r.token for r in registrations])
+    assert raised == []
+    for _ in range(5):  # the safety net settles whatever a busy lock left over
+        sweep()
+
+    cohorts = list(Cohort.objects.filter(lab=cohort.lab).order_by("number"))
+    seats = [c.registrations.filter(status=RegistrationStatus.CONFIRMED).count() for c in cohorts]
+    assert seats == [5, 5, 5, 5, 4]
+    assert not Registration.objects.filter(status=RegistrationStatus.WAITLISTED).exists()
+    assert Registration.objects.filter(cohort__lab=cohort.lab).count() == 24
+    assert [c.previous_cohort_id for c in cohorts] == [None, *[c.pk for c in cohorts[:-1]]]
+    assert [c.status for c in cohorts] == [CohortStatus.CLOSED] * 4 + [CohortStatus.STARTED]
+    # In order: every seat in an earlier cohort was confirmed before any in a later one.
+    for earlier, later in zip(cohorts, cohorts[1:], strict=False):
+        last = max(earlier.registrations.values_list("confirmed_at", flat=True))
+        first = min(later.registrations.values_list("confirmed_at", flat=True))
+        assert last <= first
+    # One start email per municipality, whichever cohort it ended up in.
+    started = Counter(
+        OutboxMessage.objects.filter(kind="lab_started").values_list("registration_id", flat=True)
+    )
+    assert started == {r.pk: 1 for r in registrations}
