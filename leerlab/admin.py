@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from registrations.models import Registration, RegistrationStatus
@@ -22,6 +22,7 @@ from registrations.models import Registration, RegistrationStatus
 from . import services
 from .admin_exports import EXPORT_ACTIONS, CohortActionPermissions
 from .admin_messages import message_urls
+from .admin_readonly import ReadOnlyAdminMixin
 from .admin_sessions import CohortSessionInline, save_session_formset
 from .errors import LeerLabError
 from .history import actor_for, cohort_event_record
@@ -160,7 +161,7 @@ class CohortForm(forms.ModelForm):
         return cleaned
 
 
-class CohortEventInline(admin.TabularInline):
+class CohortEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     """Every change of this cohort: who, what, when (issue #6)."""
 
     model = CohortEvent
@@ -221,15 +222,6 @@ class CohortEventInline(admin.TabularInline):
     def has_view_permission(self, request, obj=None):
         # Part of the cohort: whoever may see it sees its history.
         return request.user.has_perm("leerlab.view_cohort")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Cohort)
@@ -441,77 +433,74 @@ class CohortAdmin(CohortActionPermissions, admin.ModelAdmin):
                 done += 1
         return done
 
+    def _transition_action(self, request, queryset, service, success) -> None:
+        """Run one transition on the selected cohorts and say how many it
+        changed (`success`: a plural message with %(count)d)."""
+        done = self._run_transition(request, queryset, service)
+        if done:
+            self.message_user(request, success % {"count": done}, level=messages.SUCCESS)
+
     @admin.action(description=_("Nu starten"), permissions=["change"])
     def start_now(self, request, queryset):
-        done = self._run_transition(request, queryset, services.cohort_start_now)
-        if done:
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d cohort gestart; de startberichten worden verstuurd.",
-                    "%(count)d cohorten gestart; de startberichten worden verstuurd.",
-                    done,
-                )
-                % {"count": done},
-                level=messages.SUCCESS,
-            )
+        self._transition_action(
+            request,
+            queryset,
+            services.cohort_start_now,
+            ngettext_lazy(
+                "%(count)d cohort gestart; de startberichten worden verstuurd.",
+                "%(count)d cohorten gestart; de startberichten worden verstuurd.",
+                "count",
+            ),
+        )
 
     @admin.action(description=_("Aanmelding sluiten"), permissions=["change"])
     def close_registration(self, request, queryset):
-        done = self._run_transition(request, queryset, services.cohort_close_registration)
-        if done:
-            self.message_user(
-                request,
-                ngettext(
-                    "Aanmelding gesloten voor %(count)d cohort.",
-                    "Aanmelding gesloten voor %(count)d cohorten.",
-                    done,
-                )
-                % {"count": done},
-                level=messages.SUCCESS,
-            )
+        self._transition_action(
+            request,
+            queryset,
+            services.cohort_close_registration,
+            ngettext_lazy(
+                "Aanmelding gesloten voor %(count)d cohort.",
+                "Aanmelding gesloten voor %(count)d cohorten.",
+                "count",
+            ),
+        )
 
     @admin.action(description=_("Heropenen"), permissions=["change"])
     def reopen(self, request, queryset):
-        done = self._run_transition(request, queryset, services.cohort_reopen)
-        if done:
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d cohort heropend voor aanmelding.",
-                    "%(count)d cohorten heropend voor aanmelding.",
-                    done,
-                )
-                % {"count": done},
-                level=messages.SUCCESS,
-            )
+        self._transition_action(
+            request,
+            queryset,
+            services.cohort_reopen,
+            ngettext_lazy(
+                "%(count)d cohort heropend voor aanmelding.",
+                "%(count)d cohorten heropend voor aanmelding.",
+                "count",
+            ),
+        )
 
     @admin.action(description=_("Afronden (Leer Lab is klaar)"), permissions=["change"])
     def complete(self, request, queryset):
-        done = self._run_transition(request, queryset, services.cohort_complete)
-        if done:
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d cohort afgerond. De bewaartermijn van de persoonsgegevens loopt vanaf nu.",
-                    "%(count)d cohorten afgerond. De bewaartermijn van de persoonsgegevens loopt vanaf nu.",
-                    done,
-                )
-                % {"count": done},
-                level=messages.SUCCESS,
-            )
+        self._transition_action(
+            request,
+            queryset,
+            services.cohort_complete,
+            ngettext_lazy(
+                "%(count)d cohort afgerond. De bewaartermijn van de persoonsgegevens loopt vanaf nu.",
+                "%(count)d cohorten afgerond. De bewaartermijn van de persoonsgegevens loopt vanaf nu.",
+                "count",
+            ),
+        )
 
     @admin.action(description=_("Annuleren (gaat niet door)"), permissions=["change"])
     def cancel(self, request, queryset):
-        done = self._run_transition(request, queryset, services.cohort_cancel)
-        if done:
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d cohort geannuleerd; de aangemelde gemeenten en de adviseurs krijgen bericht.",
-                    "%(count)d cohorten geannuleerd; de aangemelde gemeenten en de adviseurs krijgen bericht.",
-                    done,
-                )
-                % {"count": done},
-                level=messages.SUCCESS,
-            )
+        self._transition_action(
+            request,
+            queryset,
+            services.cohort_cancel,
+            ngettext_lazy(
+                "%(count)d cohort geannuleerd; de aangemelde gemeenten en de adviseurs krijgen bericht.",
+                "%(count)d cohorten geannuleerd; de aangemelde gemeenten en de adviseurs krijgen bericht.",
+                "count",
+            ),
+        )

@@ -36,6 +36,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from registrations.models import RegistrationStatus
 
 from . import messaging
+from .admin_readonly import ReadOnlyAdminMixin
 from .models import Cohort, CohortMessage, CohortStatus
 
 PREVIEWS_SESSION_KEY = "leerlab_cohort_message_previews"
@@ -333,7 +334,7 @@ def send_cohort_message(model_admin, request, queryset):
 
 
 @admin.register(CohortMessage)
-class CohortMessageAdmin(admin.ModelAdmin):
+class CohortMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Messages sent to cohorts, to read. They are written only by the
     message page; the emails themselves are in the outbox."""
 
@@ -344,12 +345,3 @@ class CohortMessageAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     fields = ("cohort", "subject", "body", "include_waitlist", "recipients", "sent_by", "created_at")
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -8,12 +8,14 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from leerlab.admin_readonly import ReadOnlyAdminMixin
+
 from .models import MessageStatus, OutboxMessage
 from .services import message_resend
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "kind",
@@ -66,14 +68,6 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         return Truncator(obj.last_error).chars(80)
 
     # A log: nobody adds, edits or deletes messages by hand.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_resend_permission(self, request) -> bool:
         # Re-queueing goes through the service and changes nothing an

@@ -6,25 +6,18 @@ registrations: no permissions of their own to hand out."""
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from leerlab.admin_readonly import ReadOnlyAdminMixin
+
 from .models import Anonymisation, RetentionSchedule
 from .services import planned_removal, retention_schedule_queryset
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
+class _ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_module_permission(self, request):
         return request.user.has_perm("registrations.view_registration")
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("registrations.view_registration")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Anonymisation)

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from leerlab.admin_readonly import ReadOnlyAdminMixin
 from leerlab.errors import LeerLabError
 from leerlab.models import Cohort
 from outbox.models import OutboxMessage
@@ -36,7 +37,7 @@ class CohortListFilter(admin.SimpleListFilter):
         return queryset.filter(cohort_id=int(value))
 
 
-class OutboxMessageInline(admin.TabularInline):
+class OutboxMessageInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The emails sent for this registration, to see what failed."""
 
     model = OutboxMessage
@@ -48,17 +49,8 @@ class OutboxMessageInline(admin.TabularInline):
     ordering = ("-created_at",)
     verbose_name_plural = _("e-mail aan deze contactpersoon")
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class RegistrationEventInline(admin.TabularInline):
+class RegistrationEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     """Every change of this registration: who, what, when (issue #5)."""
 
     model = RegistrationEvent
@@ -73,15 +65,6 @@ class RegistrationEventInline(admin.TabularInline):
     def has_view_permission(self, request, obj=None):
         # Part of the registration: whoever may see it sees its history.
         return request.user.has_perm("registrations.view_registration")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Registration)

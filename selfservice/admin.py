@@ -4,11 +4,13 @@ are not shown: they hold nothing an advisor needs."""
 
 from django.contrib import admin
 
+from leerlab.admin_readonly import ReadOnlyAdminMixin
+
 from .models import HandoverRequest
 
 
 @admin.register(HandoverRequest)
-class HandoverRequestAdmin(admin.ModelAdmin):
+class HandoverRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("registration", "contact_name", "created_at", "expires_at", "confirmed_at")
     list_select_related = ("registration__cohort__lab", "registration__municipality")
     fields = (
@@ -22,12 +24,3 @@ class HandoverRequestAdmin(admin.ModelAdmin):
         "confirmed_at",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
