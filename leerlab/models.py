@@ -165,6 +165,7 @@ class CohortEventAction(models.TextChoices):
     CANCELLED = "cancelled", _("geannuleerd")
     NEXT_COHORT_OPENED = "next_cohort_opened", _("volgend cohort geopend voor de wachtlijst")
     OPENED_FROM_WAITLIST = "opened_from_waitlist", _("geopend met de wachtlijst van het vorige cohort")
+    WAITLIST_MOVED = "waitlist_moved", _("wachtlijst doorgeschoven naar vrije plaatsen in een later cohort")
     CHANGED = "changed", _("gegevens gewijzigd")
     SESSION_PLANNED = "session_planned", _("bijeenkomst gepland")
     SESSION_CHANGED = "session_changed", _("bijeenkomst gewijzigd")

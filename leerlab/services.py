@@ -261,11 +261,65 @@ def _cancel(cohort: Cohort, *, actor: str, reason: str, seats: int) -> None:
     logger.info("cohort %s cancelled (%s) with %s seats taken", cohort.pk, reason, seats)
 
 
+def _move_waitlist_into(cohort: Cohort, newer: Cohort, waiting: list, actor: str = ACTOR_SYSTEM) -> int:
+    """Give the free seats of a newer cohort of the same lab (locked) to the
+    first municipalities on this closed cohort's waitlist, in order, each
+    with a "plaats" email. Returns how many moved."""
+    from registrations.models import RegistrationEventAction, RegistrationStatus
+    from registrations.services import registration_event_record
+
+    free = cohort.lab.max_municipalities - cohort_seats_taken(cohort=newer)
+    moving = waiting[: max(free, 0)]
+    for registration in moving:
+        registration.cohort = newer
+        registration.status = RegistrationStatus.CONFIRMED
+        registration.save(update_fields=["cohort", "status"])
+        registration_event_record(
+            registration=registration,
+            action=RegistrationEventAction.MOVED_TO_NEXT_COHORT,
+            actor=actor,
+            details={"from_cohort": cohort.pk, "to_cohort": newer.pk, "status": registration.status},
+        )
+        message_queue(
+            key=f"promoted:{newer.pk}:registration:{registration.pk}",
+            template="waitlist_promoted",
+            to=registration.contact_email,
+            context=_email_context(newer, registration=registration),
+            language=registration.language,
+            registration=registration,
+            cohort=newer,
+        )
+    if moving:
+        details = {"moved": len(moving)}
+        cohort_event_record(
+            cohort=cohort,
+            action=CohortEventAction.WAITLIST_MOVED,
+            actor=actor,
+            details={**details, "next_cohort": newer.pk},
+        )
+        cohort_event_record(
+            cohort=newer,
+            action=CohortEventAction.WAITLIST_MOVED,
+            actor=actor,
+            details={**details, "previous_cohort": cohort.pk},
+        )
+        logger.info(
+            "%s from the waitlist of cohort %s moved into cohort %s", len(moving), cohort.pk, newer.pk
+        )
+    return len(moving)
+
+
 def _open_next_cohort_if_due(cohort: Cohort) -> Cohort | None:
-    """A closed cohort whose waitlist reached the lab's minimum gets a next
-    cohort (issue #6): the waitlist moves into it in order, the first ones
-    into its seats. Call with the lab and cohort locked. The one-to-one
-    `previous_cohort` makes it happen at most once per cohort."""
+    """The waitlist of a closed cohort moves on (issue #6). Call with the lab
+    and cohort locked; returns the cohort that received municipalities (to
+    be evaluated), or None.
+
+    - A newer cohort of the lab takes seats (an advisor opened one): its free
+      seats go to this waitlist first, in order, before newcomers.
+    - Otherwise, once the waitlist reaches the lab's minimum, a next cohort
+      opens and the waitlist moves into it in order, the first ones into its
+      seats. The one-to-one `previous_cohort` makes that happen at most once
+      per cohort."""
     from django.db.models import Max
 
     from registrations.models import Registration, RegistrationEventAction, RegistrationStatus
@@ -274,20 +328,25 @@ def _open_next_cohort_if_due(cohort: Cohort) -> Cohort | None:
     lab = cohort.lab
     if not lab.auto_next_cohort or cohort.status != CohortStatus.CLOSED:
         return None
-    if Cohort.objects.filter(previous_cohort=cohort).exists():
-        return None
-    # An advisor already opened a newer cohort that takes seats: new signups
-    # go there, and the advisor decides about this waitlist.
-    if Cohort.objects.filter(
-        lab=lab, number__gt=cohort.number, status__in=(CohortStatus.OPEN, CohortStatus.STARTED)
-    ).exists():
-        return None
     waiting = list(
         Registration.objects.select_for_update()
         .filter(cohort=cohort, status=RegistrationStatus.WAITLISTED)
         .order_by("confirmed_at", "pk")
     )
-    if len(waiting) < lab.min_municipalities:
+    if not waiting:
+        return None
+    newer = (
+        Cohort.objects.filter(
+            lab=lab, number__gt=cohort.number, status__in=(CohortStatus.OPEN, CohortStatus.STARTED)
+        )
+        .order_by("-number")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if newer is not None:
+        newer = cohort_lock(cohort_id=newer)
+        return newer if _move_waitlist_into(cohort, newer, waiting) else None
+    if len(waiting) < lab.min_municipalities or Cohort.objects.filter(previous_cohort=cohort).exists():
         return None
 
     last = Cohort.objects.filter(lab=lab).aggregate(last=Max("number"))["last"] or 0
@@ -372,6 +431,23 @@ def cohort_create(*, lab_id: int, start_date=None, go_no_go_date=None, actor: st
         cohort.full_clean()
         cohort.save()
         cohort_event_record(cohort=cohort, action=CohortEventAction.CREATED, actor=actor)
+        # Waitlists of the lab's closed cohorts get the new seats first.
+        from registrations.models import RegistrationStatus
+
+        from .tasks import evaluate_cohort
+
+        waiting = (
+            Cohort.objects.filter(
+                lab_id=lab_id,
+                status=CohortStatus.CLOSED,
+                registrations__status=RegistrationStatus.WAITLISTED,
+            )
+            .order_by("number")
+            .values_list("pk", flat=True)
+            .distinct()
+        )
+        for closed_id in waiting:
+            enqueue_on_commit(evaluate_cohort, closed_id)
     return cohort
 
 

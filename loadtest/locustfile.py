@@ -49,8 +49,14 @@ MUNICIPALITY_OPTION = re.compile(r'<option value="(GM\d{4})"')
 STATIC_ASSET = re.compile(r'(?:href|src)="(/static/[^"]+)"')
 OUTCOME = re.compile(r'data-outcome="(seat|waitlist)"')
 ERROR_SUMMARY = "data-error-summary"
-ALREADY_REGISTERED = "al aangemeld voor dit Leer Lab"
-BUSY = "erg druk"
+# The refusals in Dutch and, for officers under /en/, in English.
+ALREADY_REGISTERED = ("al aangemeld voor dit Leer Lab", "already signed up for this Leer Lab")
+BUSY = ("erg druk", "very busy")
+
+
+def _says(body: str, texts: tuple[str, ...]) -> bool:
+    return any(text in body for text in texts)
+
 
 _codes: list[str] = []
 _codes_lock = threading.Lock()
@@ -179,10 +185,10 @@ class Officer(FastHttpUser):
                     # Some officers never confirm; their signup expires.
                     if random.random() < 0.85:
                         self.pending.append(email)
-                elif response.status_code == 200 and ALREADY_REGISTERED in html.unescape(body):
+                elif response.status_code == 200 and _says(html.unescape(body), ALREADY_REGISTERED):
                     response.success()
                     outcomes["signup refused: municipality already has a place"] += 1
-                elif response.status_code == 200 and BUSY in body:
+                elif response.status_code == 200 and _says(body, BUSY):
                     response.success()
                     outcomes["signup refused: busy"] += 1
                 elif response.status_code == 429 and EXPECT_429:
@@ -272,11 +278,11 @@ class Officer(FastHttpUser):
                 response.success()
                 prefix = "confirmation shown again" if again else "confirmed"
                 outcomes[f"{prefix}: {outcome.group(1)}"] += 1
-            elif response.status_code == 409 and ALREADY_REGISTERED in body:
+            elif response.status_code == 409 and _says(body, ALREADY_REGISTERED):
                 # A colleague of the same municipality confirmed first.
                 response.success()
                 outcomes["confirmation refused: municipality already has a place"] += 1
-            elif response.status_code == 409 and BUSY in body:
+            elif response.status_code == 409 and _says(body, BUSY):
                 response.success()
                 outcomes["confirmation refused: busy"] += 1
             elif response.status_code == 429 and EXPECT_429:

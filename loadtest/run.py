@@ -621,7 +621,10 @@ def check_rules(smtp: SmtpSpool, accepted_signups: int, newly_confirmed: int) ->
             f"twice {len(twice)}, not received {len(not_received)}, unknown {len(unknown)}",
         )
     )
-    smtp_start = Counter((m.recipients, m.subject) for m in smtp.messages if "van start" in m.subject)
+    # Start emails by their Message-ID (stable per outbox row): the subject
+    # is Dutch or English depending on the officer's language.
+    start_ids = {_message_id(m) for m in OutboxMessage.objects.filter(kind__in=start_kinds)}
+    smtp_start = Counter((m.recipients, m.subject) for m in smtp.messages if m.message_id in start_ids)
     start_total = OutboxMessage.objects.filter(kind__in=start_kinds).count()
     checks.append(
         Check(

@@ -260,14 +260,41 @@ def test_the_switch_off_keeps_the_waitlist_where_it_is(cohort, advisor):
     assert not OutboxMessage.objects.filter(kind="next_cohort_opened_advisor").exists()
 
 
-def test_no_next_cohort_when_an_advisor_opened_one_already(cohort, advisor):
-    _closed_with_waitlist(cohort, advisor, waiting=3)
-    services.cohort_create(lab_id=cohort.lab_id)
+def test_a_cohort_an_advisor_opened_gives_its_seats_to_the_waitlist_first(
+    cohort, advisor, django_capture_on_commit_callbacks
+):
+    waiting = _closed_with_waitlist(cohort, advisor, waiting=7)
 
-    services.cohort_evaluate(cohort_id=cohort.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        newer = services.cohort_create(lab_id=cohort.lab_id, actor="anna")
 
+    # No extra cohort: the advisor's one takes the first five, in order.
     assert not Cohort.objects.filter(previous_cohort=cohort).exists()
-    assert cohort.registrations.filter(status=RegistrationStatus.WAITLISTED).count() == 3
+    assert cohort.lab.cohorts.count() == 2
+    for index, registration in enumerate(waiting):
+        registration.refresh_from_db()
+        if index < 5:
+            assert (registration.cohort_id, registration.status) == (newer.pk, RegistrationStatus.CONFIRMED)
+            assert _kinds(to=registration.contact_email, cohort=newer) == ["lab_started", "waitlist_promoted"]
+        else:
+            assert (registration.cohort_id, registration.status) == (cohort.pk, RegistrationStatus.WAITLISTED)
+    newer.refresh_from_db()
+    assert newer.status == CohortStatus.CLOSED
+    assert _events(cohort).count(CohortEventAction.WAITLIST_MOVED) == 1
+    assert CohortEvent.objects.get(cohort=newer, action=CohortEventAction.WAITLIST_MOVED).details == {
+        "moved": 5,
+        "previous_cohort": cohort.pk,
+    }
+
+
+def test_a_waitlist_below_the_minimum_also_moves_into_free_seats(cohort, advisor):
+    waiting = _closed_with_waitlist(cohort, advisor, waiting=1)
+    newer = services.cohort_create(lab_id=cohort.lab_id)
+
+    services.sweep()
+
+    waiting[0].refresh_from_db()
+    assert (waiting[0].cohort_id, waiting[0].status) == (newer.pk, RegistrationStatus.CONFIRMED)
 
 
 def test_the_third_confirmation_on_the_waitlist_triggers_it(
