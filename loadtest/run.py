@@ -579,6 +579,25 @@ def check_rules(smtp: SmtpSpool, accepted_signups: int, newly_confirmed: int) ->
     checks.append(
         Check("nobody waits while a seat is free", not waiting_with_room, "; ".join(waiting_with_room))
     )
+    # Issue #6: a waitlist moves into the free seats of a later cohort of the
+    # same lab (one an advisor opened, or the automatic next cohort).
+    waiting_behind_room = [
+        f"{c}: {c.waiting} waiting while {later} has {later.seats}/{later.lab.max_municipalities} seats"
+        for c in cohorts
+        if c.waiting and c.status == CohortStatus.CLOSED and c.lab.auto_next_cohort
+        for later in cohorts
+        if later.lab_id == c.lab_id
+        and later.number > c.number
+        and later.status in (CohortStatus.OPEN, CohortStatus.STARTED)
+        and later.seats < later.lab.max_municipalities
+    ]
+    checks.append(
+        Check(
+            "no waitlist while a later cohort of the lab has a free seat",
+            not waiting_behind_room,
+            "; ".join(waiting_behind_room),
+        )
+    )
 
     # "van start": every participant and advisor of a started cohort exactly once.
     start_kinds = ("lab_started", "lab_started_advisor")
