@@ -214,6 +214,36 @@ def prefix(language: str) -> str:
 # --- a tour of every public page ------------------------------------------------------
 
 
+def _started_with_sessions(cohort_id: int) -> None:
+    from datetime import time, timedelta
+
+    from django.utils import timezone
+
+    from leerlab.models import CohortSession
+    from leerlab.services import cohort_start_now
+
+    cohort_start_now(cohort_id=cohort_id)
+    today = timezone.localdate()
+    CohortSession.objects.create(
+        cohort_id=cohort_id,
+        topic="Aftrap: kennismaken met elkaars wijk",
+        date=today + timedelta(days=14),
+        start_time=time(14, 0),
+        end_time=time(16, 30),
+        location="Provinciehuis, Dreef 3, Haarlem",
+        online_url="https://meet.example.nl/leerlab",
+    )
+    CohortSession.objects.create(
+        cohort_id=cohort_id,
+        topic="Werksessie warmtevisie",
+        date=today + timedelta(days=28),
+        start_time=time(9, 30),
+        end_time=time(12, 0),
+        location="Gemeentehuis Zaanstad",
+        cancelled_at=timezone.now(),
+    )
+
+
 def tour_public_pages(page, smtp, *, language: str, settings, check: Callable[[str], None]) -> list[str]:
     """Open every public page of the portal in `language`, in every state an
     officer can meet, and call `check(name)` on each. Returns the names.
@@ -287,6 +317,9 @@ def tour_public_pages(page, smtp, *, language: str, settings, check: Callable[[s
         page.click("main form button[type=submit]")
     visit("selfservice-overview")
     registration = Registration.objects.get(contact_email=officer.email)
+    # Issue #6: the cohort starts and has a plan of sessions, one called off.
+    _started_with_sessions(registration.cohort_id)
+    visit("selfservice-plan", "/mijn-aanmeldingen/")
     visit("selfservice-case", f"/mijn-aanmeldingen/{registration.pk}/case/")
     visit("selfservice-handover", f"/mijn-aanmeldingen/{registration.pk}/overdragen/")
     visit("selfservice-withdraw", f"/mijn-aanmeldingen/{registration.pk}/afmelden/")

@@ -26,6 +26,7 @@ pytestmark = [
 # later change would otherwise silently drop out of the check.
 PUBLIC_PAGES = {
     "home",
+    "selfservice-plan",
     "lab",
     "lab-full",
     "lab-unavailable",

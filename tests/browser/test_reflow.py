@@ -13,7 +13,17 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 
-SCREENSHOT_PAGES = {"home", "lab", "signup-errors", "confirm", "seat", "waitlist", "privacy", "accessibility"}
+SCREENSHOT_PAGES = {
+    "home",
+    "lab",
+    "signup-errors",
+    "confirm",
+    "seat",
+    "waitlist",
+    "privacy",
+    "accessibility",
+    "selfservice-plan",
+}
 
 
 @pytest.mark.parametrize("language", ["nl", "en"])
