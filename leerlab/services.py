@@ -114,6 +114,20 @@ def _queue_start_emails(cohort: Cohort) -> int:
     return queued
 
 
+def _queue_seat_from_waitlist(cohort: Cohort, registration) -> None:
+    """The "plaats" email: a municipality from a waitlist has a seat in
+    this cohort (once per registration and cohort)."""
+    message_queue(
+        key=f"promoted:{cohort.pk}:registration:{registration.pk}",
+        template="waitlist_promoted",
+        to=registration.contact_email,
+        context=_email_context(cohort, registration=registration),
+        language=registration.language,
+        registration=registration,
+        cohort=cohort,
+    )
+
+
 def _promote_waitlist(cohort: Cohort, seats: int) -> int:
     """Give free seats of a cohort that takes seats to the waitlist, first
     confirmed first, each with an email. Returns the new seat count."""
@@ -133,15 +147,7 @@ def _promote_waitlist(cohort: Cohort, seats: int) -> int:
         registration.status = RegistrationStatus.CONFIRMED
         registration.save(update_fields=["status"])
         registration_event_record(registration=registration, action="promoted", actor="system")
-        message_queue(
-            key=f"promoted:{cohort.pk}:registration:{registration.pk}",
-            template="waitlist_promoted",
-            to=registration.contact_email,
-            context=_email_context(cohort, registration=registration),
-            language=registration.language,
-            registration=registration,
-            cohort=cohort,
-        )
+        _queue_seat_from_waitlist(cohort, registration)
         seats += 1
         logger.info(
             "registration %s moved from the waitlist to a seat in cohort %s", registration.pk, cohort.pk
@@ -280,15 +286,7 @@ def _move_waitlist_into(cohort: Cohort, newer: Cohort, waiting: list, actor: str
             actor=actor,
             details={"from_cohort": cohort.pk, "to_cohort": newer.pk, "status": registration.status},
         )
-        message_queue(
-            key=f"promoted:{newer.pk}:registration:{registration.pk}",
-            template="waitlist_promoted",
-            to=registration.contact_email,
-            context=_email_context(newer, registration=registration),
-            language=registration.language,
-            registration=registration,
-            cohort=newer,
-        )
+        _queue_seat_from_waitlist(newer, registration)
     if moving:
         details = {"moved": len(moving)}
         cohort_event_record(
