@@ -22,8 +22,8 @@ from registrations.models import Registration, RegistrationStatus
 from . import services
 from .admin_exports import EXPORT_ACTIONS, CohortActionPermissions
 from .admin_messages import message_urls
-from .admin_readonly import ReadOnlyAdminMixin
 from .admin_sessions import CohortSessionInline, save_session_formset
+from .admin_utils import ReadOnlyAdminMixin, report_count
 from .errors import LeerLabError
 from .history import actor_for, cohort_event_record
 from .models import (
@@ -436,9 +436,7 @@ class CohortAdmin(CohortActionPermissions, admin.ModelAdmin):
     def _transition_action(self, request, queryset, service, success) -> None:
         """Run one transition on the selected cohorts and say how many it
         changed (`success`: a plural message with %(count)d)."""
-        done = self._run_transition(request, queryset, service)
-        if done:
-            self.message_user(request, success % {"count": done}, level=messages.SUCCESS)
+        report_count(self, request, self._run_transition(request, queryset, service), success)
 
     @admin.action(description=_("Nu starten"), permissions=["change"])
     def start_now(self, request, queryset):

@@ -36,7 +36,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from registrations.models import RegistrationStatus
 
 from . import messaging
-from .admin_readonly import ReadOnlyAdminMixin
+from .admin_utils import ReadOnlyAdminMixin
 from .models import Cohort, CohortMessage, CohortStatus
 
 PREVIEWS_SESSION_KEY = "leerlab_cohort_message_previews"

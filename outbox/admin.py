@@ -6,12 +6,19 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext_lazy
 
-from leerlab.admin_readonly import ReadOnlyAdminMixin
+from leerlab.admin_utils import ReadOnlyAdminMixin, report_count
 
 from .models import MessageStatus, OutboxMessage
 from .services import message_resend
+
+# Shared with the registrations' "E-mail opnieuw versturen".
+REQUEUED = ngettext_lazy(
+    "%(count)d e-mailbericht opnieuw in de wachtrij gezet.",
+    "%(count)d e-mailberichten opnieuw in de wachtrij gezet.",
+    "count",
+)
 
 
 @admin.register(OutboxMessage)
@@ -83,25 +90,20 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 requeued += 1
             else:
                 skipped += 1
-        if requeued:
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d e-mailbericht opnieuw in de wachtrij gezet.",
-                    "%(count)d e-mailberichten opnieuw in de wachtrij gezet.",
-                    requeued,
-                )
-                % {"count": requeued},
-                level=messages.SUCCESS,
-            )
-        if skipped:
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d bericht was al verstuurd en is niet opnieuw verstuurd.",
-                    "%(count)d berichten waren al verstuurd en zijn niet opnieuw verstuurd.",
-                    skipped,
-                )
-                % {"count": skipped},
-                level=messages.WARNING,
-            )
+        report_count(
+            self,
+            request,
+            requeued,
+            REQUEUED,
+        )
+        report_count(
+            self,
+            request,
+            skipped,
+            ngettext_lazy(
+                "%(count)d bericht was al verstuurd en is niet opnieuw verstuurd.",
+                "%(count)d berichten waren al verstuurd en zijn niet opnieuw verstuurd.",
+                "count",
+            ),
+            level=messages.WARNING,
+        )

@@ -6,7 +6,7 @@ registrations: no permissions of their own to hand out."""
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from leerlab.admin_readonly import ReadOnlyAdminMixin
+from leerlab.admin_utils import ReadOnlyAdminMixin
 
 from .models import Anonymisation, RetentionSchedule
 from .services import planned_removal, retention_schedule_queryset

@@ -6,12 +6,13 @@ are read, filtered and searched, and their email can be sent again.
 """
 
 from django.contrib import admin, messages
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from leerlab.admin_readonly import ReadOnlyAdminMixin
+from leerlab.admin_utils import ReadOnlyAdminMixin, report_count
 from leerlab.errors import LeerLabError
 from leerlab.models import Cohort
+from outbox.admin import REQUEUED
 from outbox.models import OutboxMessage
 
 from .models import Registration, RegistrationEvent
@@ -183,36 +184,30 @@ class RegistrationAdmin(admin.ModelAdmin):
                     % {"registration": registration, "message": exc.message},
                     level=messages.WARNING,
                 )
-        if new_links:
-            self.message_user(
-                request,
-                ngettext(
-                    "Nieuwe bevestigingslink verstuurd voor %(count)d aanmelding.",
-                    "Nieuwe bevestigingslinks verstuurd voor %(count)d aanmeldingen.",
-                    new_links,
-                )
-                % {"count": new_links},
-                level=messages.SUCCESS,
-            )
-        if requeued:
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d e-mailbericht opnieuw in de wachtrij gezet.",
-                    "%(count)d e-mailberichten opnieuw in de wachtrij gezet.",
-                    requeued,
-                )
-                % {"count": requeued},
-                level=messages.SUCCESS,
-            )
-        if nothing:
-            self.message_user(
-                request,
-                ngettext(
-                    "Voor %(count)d aanmelding was er niets opnieuw te versturen.",
-                    "Voor %(count)d aanmeldingen was er niets opnieuw te versturen.",
-                    nothing,
-                )
-                % {"count": nothing},
-                level=messages.WARNING,
-            )
+        report_count(
+            self,
+            request,
+            new_links,
+            ngettext_lazy(
+                "Nieuwe bevestigingslink verstuurd voor %(count)d aanmelding.",
+                "Nieuwe bevestigingslinks verstuurd voor %(count)d aanmeldingen.",
+                "count",
+            ),
+        )
+        report_count(
+            self,
+            request,
+            requeued,
+            REQUEUED,
+        )
+        report_count(
+            self,
+            request,
+            nothing,
+            ngettext_lazy(
+                "Voor %(count)d aanmelding was er niets opnieuw te versturen.",
+                "Voor %(count)d aanmeldingen was er niets opnieuw te versturen.",
+                "count",
+            ),
+            level=messages.WARNING,
+        )

@@ -4,7 +4,7 @@ are not shown: they hold nothing an advisor needs."""
 
 from django.contrib import admin
 
-from leerlab.admin_readonly import ReadOnlyAdminMixin
+from leerlab.admin_utils import ReadOnlyAdminMixin
 
 from .models import HandoverRequest
 
