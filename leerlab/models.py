@@ -174,27 +174,37 @@ class CohortEventAction(models.TextChoices):
     EXPORTED = "exported", _("deelnemers geëxporteerd")
 
 
-class CohortEvent(models.Model):
-    """One change of a cohort: who, what, when (issue #6). Written by the
-    services only; `details` names what changed (field names, counts,
-    statuses), never personal data."""
+class HistoryEvent(models.Model):
+    """One change: who, what, when. Written by the services only, inside the
+    transaction that makes the change; `details` names what changed (field
+    names, counts, statuses), never personal data. Subclasses add the
+    object and the choices of `action`."""
 
-    cohort = models.ForeignKey(
-        Cohort, on_delete=models.CASCADE, related_name="events", verbose_name=_("cohort")
-    )
     created_at = models.DateTimeField(_("tijdstip"), auto_now_add=True, db_index=True)
-    # An advisor's username or "system": no email addresses.
+    # "officer (...)", an advisor's username or "system": no email addresses.
     actor = models.CharField(_("door"), max_length=150)
-    action = models.CharField(_("wat"), max_length=30, choices=CohortEventAction.choices)
+    action = models.CharField(_("wat"), max_length=30)
     details = models.JSONField(_("details"), default=dict, blank=True)
 
     class Meta:
-        verbose_name = _("wijziging van een cohort")
-        verbose_name_plural = _("wijzigingen van cohorten")
+        abstract = True
         ordering = ["created_at", "pk"]
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} ({self.actor})"
+
+
+class CohortEvent(HistoryEvent):
+    """One change of a cohort (issue #6)."""
+
+    cohort = models.ForeignKey(
+        Cohort, on_delete=models.CASCADE, related_name="events", verbose_name=_("cohort")
+    )
+    action = models.CharField(_("wat"), max_length=30, choices=CohortEventAction.choices)
+
+    class Meta(HistoryEvent.Meta):
+        verbose_name = _("wijziging van een cohort")
+        verbose_name_plural = _("wijzigingen van cohorten")
 
 
 def _session_uid() -> str:

@@ -3,6 +3,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from leerlab.models import HistoryEvent
 from municipalities.models import Municipality
 
 from .validators import no_control_characters, no_control_characters_multiline, phone_number
@@ -122,23 +123,14 @@ class RegistrationEventAction(models.TextChoices):
     COHORT_COMPLETED = "cohort_completed", _("cohort afgerond")
 
 
-class RegistrationEvent(models.Model):
-    """One change of a registration: who, what, when (issue #5). Written by
-    the services only; `details` names what changed, never the contents."""
+class RegistrationEvent(HistoryEvent):
+    """One change of a registration (issue #5)."""
 
     registration = models.ForeignKey(
         Registration, on_delete=models.CASCADE, related_name="events", verbose_name=_("aanmelding")
     )
-    created_at = models.DateTimeField(_("tijdstip"), auto_now_add=True, db_index=True)
-    # "officer (...)", an advisor's username or "system": no email addresses.
-    actor = models.CharField(_("door"), max_length=150)
     action = models.CharField(_("wat"), max_length=30, choices=RegistrationEventAction.choices)
-    details = models.JSONField(_("details"), default=dict, blank=True)
 
-    class Meta:
+    class Meta(HistoryEvent.Meta):
         verbose_name = _("wijziging van een aanmelding")
         verbose_name_plural = _("wijzigingen van aanmeldingen")
-        ordering = ["created_at", "pk"]
-
-    def __str__(self) -> str:
-        return f"{self.get_action_display()} ({self.actor})"
