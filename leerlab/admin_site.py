@@ -25,7 +25,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_ratelimit.core import is_ratelimited
 from django_ratelimit.exceptions import Ratelimited
 
-from .security import login_rate, ratelimit_key
+from .security import drop_malformed_redirect_targets, login_rate, ratelimit_key
 
 
 class OTPLoginForm(OTPAdminAuthenticationForm):
@@ -113,6 +113,7 @@ class LeerLabAdminSite(AdminSite):
         return bool(is_verified and is_verified())
 
     def login(self, request, extra_context=None):
+        drop_malformed_redirect_targets(request)
         if request.method == "POST" and is_ratelimited(
             request, group="admin-login", key=ratelimit_key, rate=login_rate, method="POST", increment=True
         ):

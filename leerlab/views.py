@@ -11,6 +11,7 @@ from django.utils import translation
 from django.views.decorators.http import require_safe
 from django.views.i18n import set_language as django_set_language
 
+from .security import drop_malformed_redirect_targets
 from .selectors import lab_state, lab_states
 
 # The day the accessibility statement was last reviewed; update it with the
@@ -70,6 +71,7 @@ def set_language(request):
     which for /i18n/setlang/ (no prefix) is always Dutch: an English path
     such as /en/privacy/ did not resolve, so "Nederlands" led back to the
     English page."""
+    drop_malformed_redirect_targets(request)
     target = request.POST.get("next", request.GET.get("next")) or request.headers.get("referer") or ""
     try:
         path = urlsplit(target).path

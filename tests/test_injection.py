@@ -165,6 +165,11 @@ OFF_SITE = [
     "/\\evil.example",
     "\\\\evil.example",
     "http://testserver.evil.example/",
+    # Found by hypothesis: Python's URL parser drops the CR, Django's check
+    # saw "//" and the redirect went to a host called "%0D".
+    "//\r",
+    "//",
+    "//\tevil.example",
 ]
 
 
